@@ -1,0 +1,5 @@
+import sys
+
+from studentpack.cli import main
+
+sys.exit(main())

@@ -1,0 +1,195 @@
+"""The only module that knows Hugging Face model internals: loading, module paths and hooks.
+
+Supported: BERT-family encoders whose layers sit at `encoder.layer[i].attention.self.{query,key,value}`
+(BERT, MiniLM, RoBERTa, XLM-R, CamemBERT).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from studentpack.errors import UserError
+from studentpack.features import FeatureRequest, Features
+from studentpack.sources import read_model_config
+
+SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")
+_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# MLM-head tensor names inside full checkpoints, per family, mapped to our MLMHead names
+_MLM_HEAD_KEYS = {
+    "bert": {
+        "cls.predictions.transform.dense.weight": "dense.weight",
+        "cls.predictions.transform.dense.bias": "dense.bias",
+        "cls.predictions.transform.LayerNorm.weight": "norm.weight",
+        "cls.predictions.transform.LayerNorm.bias": "norm.bias",
+        "cls.predictions.bias": "decoder.bias",
+    },
+    "roberta": {
+        "lm_head.dense.weight": "dense.weight",
+        "lm_head.dense.bias": "dense.bias",
+        "lm_head.layer_norm.weight": "norm.weight",
+        "lm_head.layer_norm.bias": "norm.bias",
+        "lm_head.bias": "decoder.bias",
+    },
+}
+
+
+def quiet_transformers() -> None:
+    """Silence load-time chatter (unused head weights, etc.) that users cannot act on."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+
+
+def check_encoder_dir(path: Path, allow_pickle: bool = False, role: str = "model") -> dict[str, Any]:
+    """Validate a model directory before any heavy work; return its config as plain data."""
+    config = read_model_config(path)
+    model_type = config.get("model_type")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise UserError(
+            f"{role} {path} is a {model_type or 'unknown'!s} model; supported encoders: "
+            + ", ".join(SUPPORTED_MODEL_TYPES)
+        )
+    if config.get("is_decoder"):
+        raise UserError(f"{role} {path} is configured as a decoder; an encoder is needed")
+    if not any((path / name).is_file() for name in _SAFE_WEIGHTS):
+        if any((path / name).is_file() for name in _PICKLE_WEIGHTS):
+            if not allow_pickle:
+                raise UserError(
+                    f"{role} {path} has only pickle weights (pytorch_model.bin), which can run code when "
+                    "loaded; convert them to safetensors or pass --allow-pickle if you trust the source"
+                )
+        else:
+            raise UserError(f"{role} {path} has no weights (model.safetensors or pytorch_model.bin)")
+    return config
+
+
+def load_tokenizer(path: Path) -> Any:
+    from transformers import AutoTokenizer
+
+    quiet_transformers()
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:
+        raise UserError(f"cannot load a tokenizer from {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def load_encoder(
+    path: Path, allow_pickle: bool = False, attn_implementation: str = "sdpa", role: str = "model"
+) -> nn.Module:
+    """Load the bare encoder (AutoModel) from safetensors; pickle only when explicitly allowed."""
+    from transformers import AutoModel
+
+    check_encoder_dir(path, allow_pickle, role)
+    quiet_transformers()
+    has_safetensors = any((path / name).is_file() for name in _SAFE_WEIGHTS)
+    try:
+        model = AutoModel.from_pretrained(
+            str(path), use_safetensors=has_safetensors, attn_implementation=attn_implementation
+        )
+    except Exception as exc:
+        raise UserError(f"cannot load {role} {path}: {str(exc).splitlines()[0]}") from exc
+    return model
+
+
+def load_classifier(path: Path, allow_pickle: bool = False) -> nn.Module:
+    """Load a fine-tuned sequence-classification model (encoder + head) from safetensors."""
+    from transformers import AutoModelForSequenceClassification
+
+    check_encoder_dir(path, allow_pickle, "classifier")
+    quiet_transformers()
+    has_safetensors = any((path / name).is_file() for name in _SAFE_WEIGHTS)
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=has_safetensors)
+    except Exception as exc:
+        raise UserError(f"cannot load classifier {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def encoder_layers(model: nn.Module) -> nn.ModuleList:
+    return model.encoder.layer  # type: ignore[return-value]
+
+
+def word_embeddings(model: nn.Module) -> nn.Embedding:
+    return model.embeddings.word_embeddings  # type: ignore[return-value]
+
+
+def pooler(model: nn.Module) -> nn.Module | None:
+    return getattr(model, "pooler", None)
+
+
+def truncate_layers(model: nn.Module, keep: int) -> None:
+    """Drop transformer layers above `keep` (a frozen teacher need not compute what no loss reads)."""
+    layers = encoder_layers(model)
+    if 0 < keep < len(layers):
+        model.encoder.layer = nn.ModuleList(list(layers)[:keep])  # type: ignore[union-attr]
+
+
+def _qkv_modules(model: nn.Module, layer: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+    attn = encoder_layers(model)[layer - 1].attention.self
+    return attn.query, attn.key, attn.value
+
+
+@contextmanager
+def capture_qkv(model: nn.Module, layers: frozenset[int]) -> Iterator[dict[int, list[torch.Tensor]]]:
+    """Record the query/key/value projections (B, T, H) of the given 1-based layers via forward hooks."""
+    store: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+    handles = []
+    for layer in sorted(layers):
+        for module in _qkv_modules(model, layer):
+            handles.append(module.register_forward_hook(_recorder(store[layer])))
+    try:
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _recorder(sink: list[torch.Tensor]) -> Any:
+    def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        sink.append(output)
+
+    return hook
+
+
+def run_encoder(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    request: FeatureRequest,
+) -> tuple[Features, torch.Tensor]:
+    """Forward pass returning the requested features and the last hidden state (B, T, H)."""
+    want_hidden = bool(request.hidden_layers)
+    with capture_qkv(model, request.qkv_layers) as qkv:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
+    hidden = {i: out.hidden_states[i] for i in request.hidden_layers} if want_hidden else {}
+    triples = {layer: (q, k, v) for layer, (q, k, v) in qkv.items()}
+    return Features(attention_mask=attention_mask, hidden=hidden, qkv=triples), out.last_hidden_state
+
+
+def mlm_head_weights(path: Path, model_type: str) -> dict[str, torch.Tensor] | None:
+    """The pretrained MLM head inside a full checkpoint (BertForMaskedLM, RobertaForMaskedLM), if any.
+
+    Returned under MLMHead's parameter names; the decoder weight is tied to the word embeddings in
+    these checkpoints and is taken from there by the caller.
+    """
+    from safetensors import safe_open
+
+    family = "roberta" if model_type in ("roberta", "xlm-roberta", "camembert") else "bert"
+    names = _MLM_HEAD_KEYS[family]
+    file = path / "model.safetensors"
+    if not file.is_file():
+        return None
+    with safe_open(str(file), framework="pt") as handle:
+        keys = set(handle.keys())
+        if not all(k in keys for k in names):
+            return None
+        return {ours: handle.get_tensor(theirs) for theirs, ours in names.items()}

@@ -1,0 +1,87 @@
+"""Write artifacts so that a crash or a kill never leaves a half-written one that looks whole.
+
+Everything is written under a temporary sibling name and renamed into place only when complete
+(rename is atomic within one filesystem).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TMP_MARK = ".tmp-"
+
+
+def _tmp_sibling(final: Path) -> Path:
+    return final.parent / f".{final.name}{TMP_MARK}{os.getpid()}"
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file atomically: temp file in the same directory, fsync, rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def remove_tree(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a fresh temporary directory that becomes `final` only if the block completes.
+
+    With `overwrite`, an existing `final` is replaced (moved aside first, then deleted), so at
+    every instant either the old or the new complete directory is at `final`.
+    """
+    final = Path(final)
+    if final.exists() and not overwrite:
+        raise FileExistsError(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(final)
+    remove_tree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        remove_tree(tmp)
+        raise
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        remove_tree(old)
+        os.replace(final, old)
+        os.replace(tmp, final)
+        remove_tree(old)
+    else:
+        os.replace(tmp, final)
+
+
+def is_temporary(path: Path) -> bool:
+    """True for the temporary names this module uses (useful for cleanup and tests)."""
+    return path.name.startswith(".") and TMP_MARK in path.name

@@ -1,0 +1,1 @@
+"""One module per CLI verb. Keep module-level imports light: no torch, transformers or onnxruntime."""

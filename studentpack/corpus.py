@@ -1,0 +1,103 @@
+"""Unlabeled text for task-agnostic distillation: files, directories, hub datasets or the embedded default."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from studentpack.errors import UserError
+from studentpack.provenance import hash_texts
+from studentpack.sources import EMBEDDED_CORPUS
+
+_MIN_WORDS = 4
+
+
+@dataclass(frozen=True)
+class Corpus:
+    texts: list[str]
+    sources: list[str]
+    sha256: str = field(default="")
+
+    def describe(self) -> dict[str, object]:
+        return {"sources": self.sources, "texts": len(self.texts), "sha256": self.sha256}
+
+
+def load_corpus(specs: Sequence[str] | None) -> Corpus:
+    """Read every source into a list of paragraphs (short lines dropped), in a stable order."""
+    specs = list(specs) if specs else [EMBEDDED_CORPUS]
+    texts: list[str] = []
+    for spec in specs:
+        found = [t for t in _read_source(spec) if len(t.split()) >= _MIN_WORDS]
+        if not found:
+            raise UserError(f"corpus {spec} holds no usable text (lines of at least {_MIN_WORDS} words)")
+        texts.extend(found)
+    return Corpus(texts=texts, sources=specs, sha256=hash_texts(texts))
+
+
+def _read_source(spec: str) -> list[str]:
+    if spec == EMBEDDED_CORPUS:
+        return embedded_paragraphs()
+    if spec.startswith("hub:"):
+        return _read_hub(spec[4:])
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise UserError(f"corpus directory {spec} holds no files")
+        return [line for f in files for line in _read_lines(f)]
+    if path.is_file():
+        return _read_lines(path)
+    raise UserError(f"corpus not found: {spec}")
+
+
+def _read_lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"corpus file {path} is not UTF-8 text") from exc
+    except OSError as exc:
+        raise UserError(f"cannot read corpus file {path}: {exc.strerror}") from exc
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _read_hub(name: str) -> list[str]:
+    dataset, _, config = name.partition(":")
+    try:
+        import datasets
+    except ImportError as exc:
+        raise UserError("hub corpora need the datasets package: pip install 'studentpack[hub]'") from exc
+    try:
+        data = datasets.load_dataset(dataset, config or None, split="train")
+    except Exception as exc:
+        raise UserError(f"cannot load hub dataset {name}: {str(exc).splitlines()[0]}") from exc
+    column = "text" if "text" in data.column_names else data.column_names[0]
+    return [str(t).strip() for t in data[column] if str(t).strip()]
+
+
+def embedded_paragraphs() -> list[str]:
+    """English prose that every CPython ships: the reference topics behind `help()` (pydoc_data).
+
+    The text is hard-wrapped; we rejoin wrapped lines into paragraphs and drop indented code.
+    """
+    from pydoc_data.topics import topics
+
+    paragraphs: list[str] = []
+    for key in sorted(topics):
+        paragraphs.extend(_prose_paragraphs(topics[key].splitlines()))
+    return paragraphs
+
+
+def _prose_paragraphs(lines: Iterable[str]) -> list[str]:
+    out: list[str] = []
+    current: list[str] = []
+    for line in [*lines, ""]:
+        is_code = line.startswith("   ") or line.startswith("\t")
+        if not line.strip() or is_code:
+            if current:
+                out.append(re.sub(r"\s+", " ", " ".join(current)).strip())
+                current = []
+            continue
+        current.append(line.strip())
+    return out

@@ -1,0 +1,95 @@
+"""One protocol for scoring any model: `encode(texts)` for embeddings, `predict(texts)` for classifiers.
+
+Evaluation, export accuracy gates and benchmarks all call these, so every number in a report comes
+from the same scoring code whatever runs the model:
+
+- a Hugging Face directory          -> TorchEncoder (here)
+- an exported ONNX variant directory -> studentpack.runtime.OrtEncoder   (export issue)
+- a served URL (http://...)          -> studentpack.remote.HttpEncoder   (serving issue)
+
+`open_model(spec)` picks the implementation from the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+DEFAULT_MAX_LENGTH = 128
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """Texts -> L2-normalised sentence embeddings, shape (N, D), float32, in input order."""
+
+    description: str
+    max_length: int
+    truncated: int  # how many texts were cut at max_length so far
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TextClassifier(Protocol):
+    """Texts -> class logits, shape (N, C), float32, in input order; `labels[i]` names column i."""
+
+    description: str
+    max_length: int
+    truncated: int
+    labels: list[str]
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A length-sorted slice of the input: `order` maps its rows back to input positions."""
+
+    order: np.ndarray
+    texts: list[str]
+
+
+def length_sorted_batches(texts: Sequence[str], batch_size: int) -> list[Batch]:
+    """Group texts of similar length so batches carry little padding (longest first)."""
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    return [
+        Batch(order[i : i + batch_size], [texts[j] for j in order[i : i + batch_size]])
+        for i in range(0, len(texts), batch_size)
+    ]
+
+
+def scatter_rows(batches: list[Batch], outputs: list[np.ndarray], n: int) -> np.ndarray:
+    """Put per-batch outputs back in input order."""
+    width = outputs[0].shape[1] if outputs else 0
+    result = np.zeros((n, width), dtype=np.float32)
+    for batch, out in zip(batches, outputs, strict=True):
+        result[batch.order] = out
+    return result
+
+
+def is_classifier_config(config: dict[str, Any]) -> bool:
+    return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
+def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LENGTH, **kwargs: Any) -> Any:
+    """A TextEncoder or TextClassifier for a model directory, an ONNX variant directory or a URL."""
+    from studentpack.errors import UserError
+
+    if spec.startswith(("http://", "https://")):
+        from studentpack import remote
+
+        return remote.open_remote(spec, max_length=max_length, **kwargs)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"model not found: {spec}")
+    if (path / "model.onnx").is_file():
+        from studentpack import runtime
+
+        return runtime.open_onnx(path, device=device, max_length=max_length, **kwargs)
+    from studentpack.torch_encoder import open_torch
+
+    return open_torch(path, device=device, max_length=max_length, **kwargs)

@@ -1,0 +1,105 @@
+"""TextEncoder / TextClassifier over a PyTorch Hugging Face directory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from studentpack import adapter
+from studentpack.encoders import is_classifier_config, length_sorted_batches, scatter_rows
+from studentpack.errors import GpuUnavailableError, UserError
+from studentpack.pooling import l2_normalize, mean_pool
+from studentpack.sources import read_model_config
+
+
+def torch_device(name: str) -> torch.device:
+    """`cpu`, `cuda`, `cuda:N` or `auto`; asking for CUDA without one is an error, never a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GpuUnavailableError(f"device {name} was asked for but torch sees no CUDA device")
+    try:
+        return torch.device(name)
+    except RuntimeError as exc:
+        raise UserError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from exc
+
+
+class TorchEncoder:
+    """Mean-pooled, L2-normalised embeddings (or logits for classifiers) from a torch model."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        description: str,
+        device: torch.device,
+        max_length: int,
+        labels: list[str] | None = None,
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.tokenizer = tokenizer
+        self.description = description
+        self.device = device
+        self.max_length = min(max_length, _model_max_length(model, tokenizer))
+        self.labels = labels or []
+        self.truncated = 0
+
+    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        full = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+        self.truncated += sum(len(ids) > self.max_length for ids in full)
+        enc = self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
+        return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+    @torch.inference_mode()
+    def _run(self, texts: Sequence[str], batch_size: int, progress: bool, pool: bool) -> np.ndarray:
+        batches = length_sorted_batches(list(texts), batch_size)
+        outputs = []
+        for batch in tqdm(batches, disable=not progress, desc="encode", unit="batch", leave=False):
+            feeds = self._tokenize(batch.texts)
+            out = self.model(**feeds)
+            if pool:
+                vectors = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"]))
+            else:
+                vectors = out.logits
+            outputs.append(vectors.float().cpu().numpy())
+        return scatter_rows(batches, outputs, len(texts))
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        if self.labels:
+            raise UserError(f"{self.description} is a classifier; it has no sentence embeddings")
+        return self._run(texts, batch_size, progress, pool=True)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        if not self.labels:
+            raise UserError(f"{self.description} is an embedding model, not a classifier")
+        return self._run(texts, batch_size, progress, pool=False)
+
+
+def _model_max_length(model: torch.nn.Module, tokenizer: Any) -> int:
+    positions = int(getattr(model.config, "max_position_embeddings", 512))
+    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= 2  # RoBERTa reserves padding_idx + 1 position ids
+    tok_max = int(getattr(tokenizer, "model_max_length", positions) or positions)
+    return min(positions, tok_max if tok_max < 1_000_000 else positions)
+
+
+def open_torch(
+    path: Path, device: str = "cpu", max_length: int = 128, allow_pickle: bool = False, **_: Any
+) -> TorchEncoder:
+    config = read_model_config(path)
+    tokenizer = adapter.load_tokenizer(path)
+    if is_classifier_config(config):
+        model = adapter.load_classifier(path, allow_pickle=allow_pickle)
+        id2label = model.config.id2label
+        labels = [str(id2label[i]) for i in range(len(id2label))]
+    else:
+        model = adapter.load_encoder(path, allow_pickle=allow_pickle)
+        labels = None
+    return TorchEncoder(model, tokenizer, str(path), torch_device(device), max_length, labels)
