@@ -52,9 +52,7 @@ class TorchEncoder:
     def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
         full = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
         self.truncated += sum(len(ids) > self.max_length for ids in full)
-        enc = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        )
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
     @torch.inference_mode()
@@ -64,10 +62,7 @@ class TorchEncoder:
         for batch in tqdm(batches, disable=not progress, desc="encode", unit="batch", leave=False):
             feeds = self._tokenize(batch.texts)
             out = self.model(**feeds)
-            if pool:
-                vectors = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"]))
-            else:
-                vectors = out.logits
+            vectors = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"])) if pool else out.logits
             outputs.append(vectors.float().cpu().numpy())
         return scatter_rows(batches, outputs, len(texts))
 
