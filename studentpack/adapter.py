@@ -19,6 +19,9 @@ from studentpack.errors import UserError
 from studentpack.features import FeatureRequest, Features
 from studentpack.sources import read_model_config
 
+# Hugging Face models are reached by attribute paths that differ per family; typed loosely on purpose.
+HFModel = Any
+
 SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -85,7 +88,7 @@ def load_tokenizer(path: Path) -> Any:
 
 def load_encoder(
     path: Path, allow_pickle: bool = False, attn_implementation: str = "sdpa", role: str = "model"
-) -> nn.Module:
+) -> HFModel:
     """Load the bare encoder (AutoModel) from safetensors; pickle only when explicitly allowed."""
     from transformers import AutoModel
 
@@ -101,7 +104,7 @@ def load_encoder(
     return model
 
 
-def load_classifier(path: Path, allow_pickle: bool = False) -> nn.Module:
+def load_classifier(path: Path, allow_pickle: bool = False) -> HFModel:
     """Load a fine-tuned sequence-classification model (encoder + head) from safetensors."""
     from transformers import AutoModelForSequenceClassification
 
@@ -114,32 +117,32 @@ def load_classifier(path: Path, allow_pickle: bool = False) -> nn.Module:
         raise UserError(f"cannot load classifier {path}: {str(exc).splitlines()[0]}") from exc
 
 
-def encoder_layers(model: nn.Module) -> nn.ModuleList:
-    return model.encoder.layer  # type: ignore[return-value]
+def encoder_layers(model: HFModel) -> Any:
+    return model.encoder.layer
 
 
-def word_embeddings(model: nn.Module) -> nn.Embedding:
-    return model.embeddings.word_embeddings  # type: ignore[return-value]
+def word_embeddings(model: HFModel) -> nn.Embedding:
+    return model.embeddings.word_embeddings
 
 
-def pooler(model: nn.Module) -> nn.Module | None:
+def pooler(model: HFModel) -> nn.Module | None:
     return getattr(model, "pooler", None)
 
 
-def truncate_layers(model: nn.Module, keep: int) -> None:
+def truncate_layers(model: HFModel, keep: int) -> None:
     """Drop transformer layers above `keep` (a frozen teacher need not compute what no loss reads)."""
     layers = encoder_layers(model)
     if 0 < keep < len(layers):
-        model.encoder.layer = nn.ModuleList(list(layers)[:keep])  # type: ignore[union-attr]
+        model.encoder.layer = nn.ModuleList(list(layers)[:keep])
 
 
-def _qkv_modules(model: nn.Module, layer: int) -> tuple[nn.Module, nn.Module, nn.Module]:
+def _qkv_modules(model: HFModel, layer: int) -> tuple[nn.Module, nn.Module, nn.Module]:
     attn = encoder_layers(model)[layer - 1].attention.self
     return attn.query, attn.key, attn.value
 
 
 @contextmanager
-def capture_qkv(model: nn.Module, layers: frozenset[int]) -> Iterator[dict[int, list[torch.Tensor]]]:
+def capture_qkv(model: HFModel, layers: frozenset[int]) -> Iterator[dict[int, list[torch.Tensor]]]:
     """Record the query/key/value projections (B, T, H) of the given 1-based layers via forward hooks."""
     store: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     handles = []

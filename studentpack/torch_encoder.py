@@ -34,7 +34,7 @@ class TorchEncoder:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: Any,
         tokenizer: Any,
         description: str,
         device: torch.device,
@@ -77,7 +77,7 @@ class TorchEncoder:
         return self._run(texts, batch_size, progress, pool=False)
 
 
-def _model_max_length(model: torch.nn.Module, tokenizer: Any) -> int:
+def _model_max_length(model: Any, tokenizer: Any) -> int:
     positions = int(getattr(model.config, "max_position_embeddings", 512))
     if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
         positions -= 2  # RoBERTa reserves padding_idx + 1 position ids
