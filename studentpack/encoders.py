@@ -80,16 +80,16 @@ def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LEN
     from studentpack.errors import UserError
 
     if spec.startswith(("http://", "https://")):
-        from studentpack import remote
+        from studentpack.remote import open_remote
 
-        return remote.open_remote(spec, max_length=max_length, **kwargs)
+        return open_remote(spec, max_length=max_length, **kwargs)
     path = Path(spec).expanduser()
     if not path.exists():
         raise UserError(f"model not found: {spec}")
     if (path / "model.onnx").is_file():
-        from studentpack import runtime
+        from studentpack.runtime import open_onnx
 
-        return runtime.open_onnx(path, device=device, max_length=max_length, **kwargs)
+        return open_onnx(path, device=device, max_length=max_length, **kwargs)
     from studentpack.torch_encoder import open_torch
 
     return open_torch(path, device=device, max_length=max_length, **kwargs)
