@@ -104,7 +104,7 @@ def load_encoder(
     return model
 
 
-def load_classifier(path: Path, allow_pickle: bool = False) -> HFModel:
+def load_classifier(path: Path, allow_pickle: bool = False, attn_implementation: str = "sdpa") -> HFModel:
     """Load a fine-tuned sequence-classification model (encoder + head) from safetensors."""
     from transformers import AutoModelForSequenceClassification
 
@@ -112,7 +112,9 @@ def load_classifier(path: Path, allow_pickle: bool = False) -> HFModel:
     quiet_transformers()
     has_safetensors = any((path / name).is_file() for name in _SAFE_WEIGHTS)
     try:
-        return AutoModelForSequenceClassification.from_pretrained(str(path), use_safetensors=has_safetensors)
+        return AutoModelForSequenceClassification.from_pretrained(
+            str(path), use_safetensors=has_safetensors, attn_implementation=attn_implementation
+        )
     except Exception as exc:
         raise UserError(f"cannot load classifier {path}: {str(exc).splitlines()[0]}") from exc
 

@@ -1,0 +1,199 @@
+"""fp32 export: a Hugging Face encoder (or sequence classifier) directory -> one ONNX file.
+
+Exported with the TorchScript-based `torch.onnx.export(dynamo=False)` and eager attention: on
+torch 2.13 that graph is the one `onnxruntime.transformers.optimizer` fuses completely
+(Attention, SkipLayerNormalization, BiasGelu, EmbedLayerNormalization in every layer), while the
+dynamo exporter's graph fused no Attention and could not be down-converted to a fixed opset 17.
+The graph outputs the token states and the pooled, L2-normalised sentence embedding (or the
+logits of a classifier), so a server need not pool in Python.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from studentpack import adapter
+from studentpack.encoders import is_classifier_config
+from studentpack.errors import UserError
+from studentpack.pooling import l2_normalize, mean_pool
+
+OPSET = 17
+MAX_IR_VERSION = 13  # onnxruntime 1.31 refuses IR > 13; onnx 1.23's helpers would write 14
+_TWO_GB = 2**31
+EMBEDDING_OUTPUTS = ("token_embeddings", "sentence_embedding")
+CLASSIFIER_OUTPUTS = ("logits",)
+_ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the exported graph is: the facts every later stage (fusion, gates, serving) needs."""
+
+    kind: str  # "embedding" or "classifier"
+    model_type: str
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    hidden_size: int
+    num_heads: int
+    num_layers: int
+    vocab_size: int
+    max_length: int  # the longest sequence the model accepts (position embeddings, tokenizer)
+    labels: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "model_type": self.model_type,
+            "inputs": list(self.input_names),
+            "outputs": list(self.output_names),
+            "hidden_size": self.hidden_size,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "vocab_size": self.vocab_size,
+            "max_length": self.max_length,
+            "labels": list(self.labels),
+        }
+
+
+class EmbeddingGraph(nn.Module):
+    """Encoder -> (token states (B, T, H), mean-pooled L2-normalised sentence embedding (B, H))."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        return states, l2_normalize(mean_pool(states, attention_mask))  # (B, T, H), (B, H)
+
+
+class ClassifierGraph(nn.Module):
+    """Sequence classifier -> logits (B, C)."""
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.classifier(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits  # (B, C)
+
+
+def model_max_length(config: dict[str, Any], tokenizer: Any) -> int:
+    positions = int(config.get("max_position_embeddings", 512))
+    if config.get("model_type") in _ROBERTA_FAMILY:
+        positions -= 2  # RoBERTa reserves padding_idx + 1 position ids
+    tok_max = int(getattr(tokenizer, "model_max_length", positions) or positions)
+    return min(positions, tok_max if tok_max < 1_000_000 else positions)
+
+
+def describe(config: dict[str, Any], tokenizer: Any) -> ModelInfo:
+    """ModelInfo from config.json data and the tokenizer, before loading any weights."""
+    classifier = is_classifier_config(config)
+    wanted = ("input_ids", "attention_mask", "token_type_ids")
+    names = tuple(n for n in wanted if n in getattr(tokenizer, "model_input_names", wanted))
+    if names[:2] != ("input_ids", "attention_mask"):
+        raise UserError("the tokenizer does not produce input_ids and attention_mask")
+    labels: tuple[str, ...] = ()
+    if classifier:
+        id2label = config.get("id2label") or {}
+        count = int(config.get("num_labels", len(id2label) or 2))
+        labels = tuple(str(id2label.get(str(i), id2label.get(i, i))) for i in range(count))
+    return ModelInfo(
+        kind="classifier" if classifier else "embedding",
+        model_type=str(config.get("model_type")),
+        input_names=names,
+        output_names=CLASSIFIER_OUTPUTS if classifier else EMBEDDING_OUTPUTS,
+        hidden_size=int(config["hidden_size"]),
+        num_heads=int(config["num_attention_heads"]),
+        num_layers=int(config["num_hidden_layers"]),
+        vocab_size=int(config["vocab_size"]),
+        max_length=model_max_length(config, tokenizer),
+        labels=labels,
+    )
+
+
+def load_graph_module(path: Path, info: ModelInfo, allow_pickle: bool = False) -> nn.Module:
+    """The model with eager attention (the form the fuser recognises), wrapped to the graph's outputs."""
+    if info.kind == "classifier":
+        model = adapter.load_classifier(path, allow_pickle=allow_pickle, attn_implementation="eager")
+        return ClassifierGraph(model).eval()
+    model = adapter.load_encoder(path, allow_pickle=allow_pickle, attn_implementation="eager")
+    return EmbeddingGraph(model).eval()
+
+
+def example_inputs(info: ModelInfo, batch: int = 2, length: int = 16) -> tuple[torch.Tensor, ...]:
+    """A padded trace example: row 0 full, the others shorter (so masking is traced as data)."""
+    length = min(length, info.max_length)
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(
+        low=min(5, info.vocab_size - 1), high=info.vocab_size, size=(batch, length), generator=generator
+    )
+    mask = torch.ones(batch, length, dtype=torch.long)
+    mask[1:, max(1, length // 2) :] = 0
+    tensors = [ids * mask, mask]
+    if "token_type_ids" in info.input_names:
+        tensors.append(torch.zeros(batch, length, dtype=torch.long))
+    return tuple(tensors)
+
+
+def export_fp32(module: nn.Module, info: ModelInfo, out_file: Path) -> onnx.ModelProto:
+    """Trace `module` to `out_file` (opset 17, dynamic batch and sequence axes) and finalise it."""
+    axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in info.input_names}
+    for name in info.output_names:
+        axes[name] = {0: "batch", 1: "sequence"} if name == "token_embeddings" else {0: "batch"}
+    raw = out_file.with_name(out_file.stem + ".raw.onnx")
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # The TorchScript exporter is deprecated in favour of dynamo, which does not fuse (see above).
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*TorchScript-based ONNX export")
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message="The feature will be removed")
+        # Shape-dependent Python branches in transformers' mask code are traced as constants; the
+        # parity gate checks the graph at batch sizes and lengths other than the trace example.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", category=UserWarning, message="Exporting aten::index operator")
+        torch.onnx.export(
+            module,
+            example_inputs(info),
+            str(raw),
+            input_names=list(info.input_names),
+            output_names=list(info.output_names),
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    model = onnx.load(str(raw))
+    raw.unlink()
+    save_model(model, out_file)
+    return model
+
+
+def pin_ir_version(model: onnx.ModelProto) -> None:
+    """Keep the IR version within what the installed onnxruntime reads."""
+    needed = onnx.helper.find_min_ir_version_for(list(model.opset_import), ignore_unknown=True)
+    target = max(min(model.ir_version, MAX_IR_VERSION), needed)
+    if target > MAX_IR_VERSION:
+        raise UserError(f"the graph needs ONNX IR {target}, newer than onnxruntime reads (<= {MAX_IR_VERSION})")
+    model.ir_version = target
+
+
+def save_model(model: onnx.ModelProto, path: Path) -> None:
+    """Pin the IR version, refuse graphs over 2 GB (single-file protobuf limit), check, write one file."""
+    pin_ir_version(model)
+    size = model.ByteSize()
+    if size >= _TWO_GB:
+        raise UserError(f"the graph is {size / 2**30:.1f} GB; single-file ONNX is limited to 2 GB")
+    onnx.checker.check_model(model)
+    onnx.save_model(model, str(path), save_as_external_data=False)

@@ -1,0 +1,79 @@
+"""Variant names and INT8 presets named after the hardware that runs them.
+
+Why the presets differ (ONNX Runtime's x86 INT8 GEMM kernels):
+- `avx512_vnni`: VPDPBUSD multiplies u8 x s8 and accumulates in int32 with no intermediate
+  saturation, so full 8-bit weights are safe. Also chosen for AVX-VNNI and AMX CPUs.
+- `avx2`: without VNNI the kernel uses VPMADDUBSW, whose int16 pair sums can saturate with
+  full-range u8 x s8 products; 7-bit weights (`reduce_range`) avoid that at a small accuracy cost.
+- `arm64`: NEON/SDOT kernels have no saturation issue; full 8-bit weights.
+Weights are int8, per output channel by default (per-tensor INT8 measurably hurts sentence
+embeddings: see the export issue). Dynamic quantization's activations are always uint8 in ORT.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from studentpack.errors import UserError
+
+VARIANTS = ("fp32", "fused", "int8-dynamic", "int8-static", "fp16")
+DEFAULT_CPU_VARIANTS = ("fp32", "fused", "int8-dynamic")
+DEFAULT_CUDA_VARIANTS = ("fp32", "fused", "fp16")
+INT8_VARIANTS = ("int8-dynamic", "int8-static")
+PARITY_VARIANTS = ("fp32", "fused")  # judged by max-abs parity against PyTorch
+ACCURACY_VARIANTS = ("int8-dynamic", "int8-static", "fp16")  # judged against the fp32 graph
+CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
+
+# flags that decide the preset, recorded in export.json beside the choice
+_VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+_RELEVANT_FLAGS = (*_VNNI_FLAGS, "avx512f", "avx512bw", "avx2", "fma", "asimd", "asimddp", "i8mm")
+
+
+@dataclass(frozen=True)
+class IsaPreset:
+    name: str
+    reduce_range: bool  # 7-bit weights (avoids VPMADDUBSW saturation on AVX2 without VNNI)
+    static_activation: str  # "uint8" or "int8": activation type for QDQ static quantization
+    description: str
+
+
+PRESETS: dict[str, IsaPreset] = {
+    "avx512_vnni": IsaPreset("avx512_vnni", False, "uint8", "x86 with VNNI (AVX512-VNNI, AVX-VNNI or AMX)"),
+    "avx2": IsaPreset("avx2", True, "uint8", "x86 with AVX2 and no VNNI: 7-bit weights against saturation"),
+    "arm64": IsaPreset("arm64", False, "int8", "ARM64 (NEON dot product)"),
+}
+
+
+def parse_variants(spec: str | Sequence[str] | None, device: str) -> tuple[str, ...]:
+    """`fp32,int8-dynamic` -> a validated tuple in canonical order; None -> the device's default set."""
+    if spec is None or spec == "" or spec == ():
+        return DEFAULT_CUDA_VARIANTS if device.startswith("cuda") else DEFAULT_CPU_VARIANTS
+    items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
+    unknown = [s for s in items if s not in VARIANTS]
+    if unknown or not items:
+        raise UserError(f"unknown variant {unknown[0] if unknown else '(empty)'!r}; choose from {', '.join(VARIANTS)}")
+    return tuple(v for v in VARIANTS if v in items)
+
+
+def relevant_flags(flags: Sequence[str]) -> list[str]:
+    return sorted(f for f in flags if f in _RELEVANT_FLAGS)
+
+
+def detect_isa(flags: Sequence[str], machine: str | None = None) -> str:
+    """The preset for this CPU from its feature flags (`provenance.cpu_flags()`) and architecture."""
+    arch = (machine or platform.machine()).lower()
+    if arch in ("aarch64", "arm64"):
+        return "arm64"
+    if any(f in flags for f in _VNNI_FLAGS):
+        return "avx512_vnni"
+    return "avx2"  # AVX2 (or older x86): reduced range is the safe choice
+
+
+def resolve_isa(requested: str, flags: Sequence[str], machine: str | None = None) -> IsaPreset:
+    if requested == "auto":
+        return PRESETS[detect_isa(flags, machine)]
+    if requested not in PRESETS:
+        raise UserError(f"unknown ISA preset {requested!r}; choose auto or one of {', '.join(PRESETS)}")
+    return PRESETS[requested]
