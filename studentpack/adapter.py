@@ -165,18 +165,42 @@ def _recorder(sink: list[torch.Tensor]) -> Any:
     return hook
 
 
+@contextmanager
+def _only_first_layers(model: HFModel, keep: int) -> Iterator[None]:
+    """Temporarily run only the first `keep` transformer layers."""
+    full = model.encoder.layer
+    model.encoder.layer = nn.ModuleList(list(full)[:keep])
+    try:
+        yield
+    finally:
+        model.encoder.layer = full
+
+
 def run_encoder(
-    model: nn.Module,
+    model: HFModel,
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     request: FeatureRequest,
 ) -> tuple[Features, torch.Tensor]:
-    """Forward pass returning the requested features and the last hidden state (B, T, H)."""
+    """Forward pass returning the requested features and the last computed hidden state (B, T, H).
+
+    When the deepest thing asked for is a layer's Q/K/V (MHA), that layer's attention output and
+    FFN are not computed at all: layers below it run normally, then only its three projections.
+    """
+    top = max(request.qkv_layers, default=0)
+    qkv_only_top = top > max(request.hidden_layers, default=0) and not request.mlm_logits
     want_hidden = bool(request.hidden_layers)
-    with capture_qkv(model, request.qkv_layers) as qkv:
-        out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
-    hidden = {i: out.hidden_states[i] for i in request.hidden_layers} if want_hidden else {}
+    below = request.qkv_layers - {top} if qkv_only_top else request.qkv_layers
+    with capture_qkv(model, below) as qkv:
+        if qkv_only_top:
+            with _only_first_layers(model, top - 1):
+                out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
+        else:
+            out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
     triples = {layer: (q, k, v) for layer, (q, k, v) in qkv.items()}
+    if qkv_only_top:
+        triples[top] = tuple(m(out.last_hidden_state) for m in _qkv_modules(model, top))  # type: ignore[assignment]
+    hidden = {i: out.hidden_states[i] for i in request.hidden_layers} if want_hidden else {}
     return Features(attention_mask=attention_mask, hidden=hidden, qkv=triples), out.last_hidden_state
 
 
@@ -198,3 +222,85 @@ def mlm_head_weights(path: Path, model_type: str) -> dict[str, torch.Tensor] | N
         if not all(k in keys for k in names):
             return None
         return {ours: handle.get_tensor(theirs) for theirs, ours in names.items()}
+
+
+def copy_embeddings(source: HFModel, target: HFModel) -> None:
+    target.embeddings.load_state_dict(source.embeddings.state_dict())
+
+
+def copy_layer(source: HFModel, source_layer: int, target: HFModel, target_layer: int) -> None:
+    """Copy 1-based transformer layer `source_layer` of `source` into `target_layer` of `target`."""
+    state = encoder_layers(source)[source_layer - 1].state_dict()
+    encoder_layers(target)[target_layer - 1].load_state_dict(state)
+
+
+def copy_pooler(source: HFModel, target: HFModel) -> None:
+    src, dst = pooler(source), pooler(target)
+    if src is not None and dst is not None:
+        dst.load_state_dict(src.state_dict())
+
+
+def freeze_pooler(model: HFModel) -> None:
+    """The pooler (CLS dense + tanh) takes no part in task-agnostic transfer; keep it fixed."""
+    head = pooler(model)
+    if head is not None:
+        head.requires_grad_(False)
+
+
+def shape_of(config: dict[str, Any]) -> tuple[int, int, int, int]:
+    """(layers, hidden, heads, intermediate) from a config.json mapping."""
+    return (
+        int(config["num_hidden_layers"]),
+        int(config["hidden_size"]),
+        int(config["num_attention_heads"]),
+        int(config["intermediate_size"]),
+    )
+
+
+def new_encoder_like(teacher: HFModel, layers: int, hidden: int, heads: int, intermediate: int) -> HFModel:
+    """A randomly initialised encoder of the teacher's family and vocabulary with a new shape."""
+    import copy
+
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = layers
+    config.hidden_size = hidden
+    config.num_attention_heads = heads
+    config.intermediate_size = intermediate
+    config.architectures = [type(teacher).__name__]
+    return type(teacher)(config)
+
+
+# --- task heads (evaluation: `studentpack eval --mode finetune`) ---
+
+
+def build_sequence_classifier(
+    path: Path, num_labels: int, labels: list[str] | None = None, allow_pickle: bool = False
+) -> HFModel:
+    """An encoder directory + a fresh task head (AutoModelForSequenceClassification).
+
+    `num_labels=1` is a regression head (STS-B); the head's initial weights come from torch's global
+    RNG, so seed it first. Saved, the result is a standard sequence-classification directory.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    check_encoder_dir(path, allow_pickle, "model")
+    quiet_transformers()
+    has_safetensors = any((path / name).is_file() for name in _SAFE_WEIGHTS)
+    names = labels or [f"LABEL_{i}" for i in range(num_labels)]
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(
+            str(path),
+            num_labels=num_labels,
+            problem_type="regression" if num_labels == 1 else "single_label_classification",
+            id2label=dict(enumerate(names)),
+            label2id={name: i for i, name in enumerate(names)},
+            use_safetensors=has_safetensors,
+        )
+    except Exception as exc:
+        raise UserError(f"cannot build a classifier from {path}: {str(exc).splitlines()[0]}") from exc
+
+
+def save_pretrained(model: HFModel, tokenizer: Any, directory: Path) -> None:
+    """Write a standard Hugging Face directory (config, model.safetensors, tokenizer files)."""
+    model.save_pretrained(str(directory))
+    tokenizer.save_pretrained(str(directory))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import tomllib
 import types
 import typing
@@ -20,6 +21,7 @@ import yaml
 from studentpack.errors import UserError
 
 T = TypeVar("T")
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -139,6 +141,8 @@ def _coerce_scalar(hint: Any, value: Any, key: str) -> Any:
     elif hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            return float(value)  # YAML 1.1 reads 3e-4 as a string
     elif hint is str:
         if isinstance(value, str):
             return value

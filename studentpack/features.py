@@ -38,9 +38,11 @@ class Features:
     hidden: layer index -> (B, T, H) hidden state after that layer (0 = embeddings).
     qkv: layer index -> (Q, K, V), each (B, T, H) before the split into heads.
     mlm_logits: (M, V) logits at the M masked positions, when asked for.
+    mlm_labels: (M,) original token ids at those positions (the same for student and teacher).
     """
 
     attention_mask: torch.Tensor
     hidden: dict[int, torch.Tensor] = field(default_factory=dict)
     qkv: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     mlm_logits: torch.Tensor | None = None
+    mlm_labels: torch.Tensor | None = None

@@ -44,6 +44,7 @@ def make_bert(
     intermediate: int = 64,
     max_positions: int = 64,
     seed: int = 0,
+    init_range: float = 0.02,
 ):  # type: ignore[no-untyped-def]
     from transformers import BertConfig, BertModel
 
@@ -56,6 +57,7 @@ def make_bert(
         intermediate_size=intermediate,
         max_position_embeddings=max_positions,
         architectures=["BertModel"],
+        initializer_range=init_range,
     )
     return BertModel(config).eval()
 

@@ -1,0 +1,1 @@
+"""The distillation engine: configuration, data, the training loop, checkpoints and the run manifest."""

@@ -1,0 +1,109 @@
+"""The trainable side (student + transfer parameters + MLM head) and the frozen teacher side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from studentpack import adapter
+from studentpack.distill.plan import RunPlan
+from studentpack.features import FeatureRequest, Features
+from studentpack.mlm_head import MLMHead
+from studentpack.transfer.base import Transfer
+from studentpack.transfer.hidden import HiddenTransfer
+from studentpack.transfer.output import OutputTransfer
+from studentpack.transfer.relations import RelationTransfer
+
+
+def build_transfers(plan: RunPlan) -> dict[str, Transfer]:
+    cfg = plan.config
+    transfers: dict[str, Transfer] = {}
+    for method in cfg.methods():
+        if method == "od":
+            transfers["od"] = OutputTransfer(cfg.temperature, cfg.mlm_weight)
+        elif method == "hs":
+            assert plan.layer_map is not None
+            t_width = int(plan.teacher_config["hidden_size"])
+            transfers["hs"] = HiddenTransfer(plan.layer_map, plan.shape.hidden, t_width, cfg.hs_loss)
+        elif method == "mha":
+            assert plan.teacher_layer is not None and plan.relation_heads is not None
+            transfers["mha"] = RelationTransfer(plan.shape.layers, plan.teacher_layer, plan.relation_heads)
+        else:
+            raise ValueError(f"unknown method {method}")
+    return transfers
+
+
+def term_weight(plan: RunPlan, term: str) -> float:
+    """Weight of a named loss term by the method that produced it (mha_qq -> mha_weight, mlm -> od_weight)."""
+    cfg = plan.config
+    if term.startswith("mha"):
+        return cfg.mha_weight
+    if term.startswith("hs"):
+        return cfg.hs_weight
+    return cfg.od_weight
+
+
+def merged_request(requests: list[FeatureRequest]) -> FeatureRequest:
+    merged = FeatureRequest()
+    for request in requests:
+        merged = merged | request
+    return merged
+
+
+class StudentBundle(nn.Module):
+    """Everything that learns. Its forward returns the named loss terms for one batch."""
+
+    def __init__(self, encoder: Any, transfers: dict[str, Transfer], head: MLMHead | None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.transfers = nn.ModuleDict(transfers)
+        self.head = head
+        self.request = merged_request([t.student_request() for t in transfers.values()])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, T)
+        attention_mask: torch.Tensor,  # (B, T)
+        mlm_positions: torch.Tensor,  # (M,) flat indices into B*T
+        teacher: Features,
+    ) -> dict[str, torch.Tensor]:
+        features, last = adapter.run_encoder(self.encoder, input_ids, attention_mask, self.request)
+        if self.head is not None:
+            features.mlm_logits = self.head(last.flatten(0, 1)[mlm_positions])  # (B*T, H) -> (M, V)
+            features.mlm_labels = teacher.mlm_labels
+        terms: dict[str, torch.Tensor] = {}
+        for transfer in self.transfers.values():
+            terms.update(transfer(features, teacher))
+        return terms
+
+
+class TeacherRunner:
+    """Frozen teacher, cut above the deepest layer any loss reads, run without autograd."""
+
+    def __init__(self, encoder: Any, head: MLMHead | None, request: FeatureRequest, keep_layers: int) -> None:
+        adapter.truncate_layers(encoder, keep_layers)
+        self.encoder = encoder.eval().requires_grad_(False)
+        self.head = head.eval().requires_grad_(False) if head is not None else None
+        self.request = request
+
+    def to(self, device: torch.device) -> TeacherRunner:
+        self.encoder.to(device)
+        if self.head is not None:
+            self.head.to(device)
+        return self
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        mlm_positions: torch.Tensor,
+        mlm_labels: torch.Tensor,
+    ) -> Features:
+        features, last = adapter.run_encoder(self.encoder, input_ids, attention_mask, self.request)
+        if self.head is not None:
+            features.mlm_logits = self.head(last.flatten(0, 1)[mlm_positions])  # (M, V)
+        features.mlm_labels = mlm_labels
+        return features

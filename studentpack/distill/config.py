@@ -1,0 +1,60 @@
+"""Every setting of a distillation run, as one frozen, typed, serialisable record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from studentpack.student import StudentSpec
+
+Method = Literal["od", "hs", "mha", "hs+mha", "od+mha", "od+hs", "od+hs+mha"]
+METHODS: tuple[str, ...] = ("mha", "hs", "od", "hs+mha", "od+mha", "od+hs", "od+hs+mha")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    teacher: str | None = None  # local dir, hub id, or None for the packaged all-MiniLM-L6-v2
+    corpus: tuple[str, ...] = ()  # files, dirs, hub:NAME[:CONFIG]; empty = embedded pydoc text
+    method: Method = "mha"
+    student: StudentSpec = field(default_factory=StudentSpec)
+    # which teacher layers initialise the student (when widths match); None = the HS layer map if it
+    # covers every student layer, else "uniform"
+    init_map: str | None = None
+    # HS
+    layer_map: str = "uniform-last"
+    hs_loss: Literal["mse", "cosine"] = "mse"
+    hs_embeddings: bool = False
+    # MHA
+    relation_heads: int | None = None
+    teacher_layer: int | None = None
+    # OD
+    temperature: float = 2.0
+    mlm_weight: float = 0.0
+    mask_prob: float = 0.15
+    fit_head_steps: int = 300
+    fit_head_lr: float = 1e-3
+    # weights of the methods when combined (hs+mha, ...)
+    od_weight: float = 1.0
+    hs_weight: float = 1.0
+    mha_weight: float = 1.0
+    # optimisation
+    steps: int = 300
+    batch_size: int = 16  # sequences per process per step
+    max_length: int = 128
+    lr: float = 1e-4
+    warmup: float = 0.1  # fraction of steps
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    seed: int = 0
+    # bookkeeping
+    checkpoint_every: int = 100
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    device: str = "auto"  # auto, cpu, cuda
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    threads: int | None = None
+    allow_pickle: bool = False
+
+    def methods(self) -> list[str]:
+        return self.method.split("+")

@@ -1,0 +1,120 @@
+"""Corpus -> token chunks -> deterministic batches, and MLM masking.
+
+The batch for (step, rank) is a pure function of the seed, so resuming needs no data-loader state:
+the data position is the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+_MIN_CHUNK_TOKENS = 4
+_TOKENIZE_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """Token-id sequences with special tokens, each at most max_length long."""
+
+    sequences: list[list[int]]
+
+    @property
+    def tokens(self) -> int:
+        return sum(len(s) for s in self.sequences)
+
+
+def tokenize_corpus(texts: Sequence[str], tokenizer: Any, max_length: int) -> Chunks:
+    """Split every paragraph into pieces of max_length - 2 tokens and add [CLS]/[SEP] (or <s>/</s>)."""
+    # [CLS] x [SEP] for BERT, <s> x </s> for RoBERTa: both tokenizers name them cls/sep
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    body = max_length - 2
+    sequences: list[list[int]] = []
+    for start in range(0, len(texts), _TOKENIZE_BATCH):
+        batch = list(texts[start : start + _TOKENIZE_BATCH])
+        for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
+            for i in range(0, len(ids), body):
+                piece = ids[i : i + body]
+                if len(piece) >= _MIN_CHUNK_TOKENS:
+                    sequences.append([cls, *piece, sep])
+    return Chunks(sequences)
+
+
+class BatchPlan:
+    """Which chunks make up the batch of a given step on a given rank.
+
+    Chunks are visited in a fresh seeded permutation each epoch; step s on rank r takes positions
+    [(s * world + r) * batch, ... + batch) of the endless stream of epochs.
+    """
+
+    def __init__(self, n_chunks: int, batch_size: int, world_size: int, seed: int) -> None:
+        self.n = n_chunks
+        self.batch_size = batch_size
+        self.world_size = world_size
+        self.seed = seed
+        self._perms: dict[int, torch.Tensor] = {}
+
+    def _perm(self, epoch: int) -> torch.Tensor:
+        if epoch not in self._perms:
+            if len(self._perms) > 2:
+                self._perms.pop(min(self._perms))
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms[epoch] = torch.randperm(self.n, generator=gen)
+        return self._perms[epoch]
+
+    def indices(self, step: int, rank: int) -> list[int]:
+        start = (step * self.world_size + rank) * self.batch_size
+        out = []
+        for pos in range(start, start + self.batch_size):
+            epoch, offset = divmod(pos, self.n)
+            out.append(int(self._perm(epoch)[offset]))
+        return out
+
+    def epoch_of(self, step: int) -> float:
+        return step * self.world_size * self.batch_size / self.n
+
+
+def collate(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad to the longest sequence: (B, T) input ids and (B, T) attention mask."""
+    longest = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), longest), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return ids, mask
+
+
+@dataclass(frozen=True)
+class MaskedBatch:
+    input_ids: torch.Tensor  # (B, T) with [MASK]/random/kept tokens at chosen positions
+    positions: torch.Tensor  # (M,) flat indices into B*T of the chosen positions
+    labels: torch.Tensor  # (M,) original ids there
+
+
+def mask_tokens(
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    special_ids: Sequence[int],
+    mask_id: int,
+    vocab_size: int,
+    probability: float,
+    generator: torch.Generator,
+) -> MaskedBatch:
+    """BERT masking: choose `probability` of real, non-special tokens; 80% [MASK], 10% random, 10% kept."""
+    candidates = attention_mask.bool() & ~torch.isin(input_ids, torch.tensor(list(special_ids)))  # (B, T)
+    chosen = (torch.rand(input_ids.shape, generator=generator) < probability) & candidates
+    if not chosen.any():  # tiny batches: always learn from at least one position
+        first = candidates.flatten().nonzero()[:1]
+        chosen.view(-1)[first] = True
+    roll = torch.rand(input_ids.shape, generator=generator)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator)
+    masked = input_ids.clone()
+    masked[chosen & (roll < 0.8)] = mask_id
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    masked[swap] = random_ids[swap]
+    positions = chosen.flatten().nonzero().squeeze(1)  # (M,)
+    return MaskedBatch(masked, positions, input_ids.flatten()[positions])

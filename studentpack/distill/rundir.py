@@ -1,0 +1,92 @@
+"""The layout of a run directory, and the checks on it before a run starts or resumes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from studentpack import atomic
+from studentpack.config import build, to_dict
+from studentpack.distill import checkpoint
+from studentpack.distill.config import DistillConfig
+from studentpack.errors import UserError
+
+CONFIG = "distill_config.json"
+LOG = "log.jsonl"
+STUDENT = "student"
+MANIFEST = "studentpack.json"
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def log(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def student(self) -> Path:
+        return self.path / STUDENT
+
+    def finished(self) -> bool:
+        return (self.student / MANIFEST).is_file()
+
+    def is_run(self) -> bool:
+        return self.config.is_file() or bool(checkpoint.list_checkpoints(self.path)) or self.finished()
+
+
+def check_fresh(run: RunDir, overwrite: bool) -> None:
+    """Refuse to clobber a finished run, an unfinished one, or a directory that is not ours."""
+    path = run.path
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--out {path} is a file")
+    if not path.exists() or not any(path.iterdir()):
+        return
+    if not run.is_run():
+        raise UserError(f"--out {path} exists and is not a studentpack run directory; choose another --out")
+    if overwrite:
+        return
+    if run.finished():
+        raise UserError(f"--out {path} already holds a finished run; pass --overwrite to replace it")
+    raise UserError(f"--out {path} holds an unfinished run; continue it with --resume {path} or pass --overwrite")
+
+
+def clear(run: RunDir) -> None:
+    if run.path.exists():
+        atomic.remove_tree(run.path)
+
+
+def check_resumable(run: RunDir) -> DistillConfig:
+    if not run.path.is_dir():
+        raise UserError(f"--resume {run.path}: no such run directory")
+    if run.finished():
+        raise UserError(f"--resume {run.path}: this run already finished (its student is in {run.student})")
+    if not run.config.is_file() or checkpoint.latest_checkpoint(run.path) is None:
+        raise UserError(f"--resume {run.path}: no checkpoint to resume from")
+    return read_config(run)
+
+
+def write_config(run: RunDir, config: DistillConfig) -> None:
+    atomic.write_json(run.config, to_dict(config))
+
+
+def read_config(run: RunDir) -> DistillConfig:
+    try:
+        data = json.loads(run.config.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {run.config}: {exc}") from exc
+    return build(DistillConfig, data)
+
+
+def truncate_log(run: RunDir, last_step: int) -> None:
+    """Drop log lines past the checkpoint we resume from: those steps will be run again."""
+    if not run.log.is_file():
+        return
+    kept = [line for line in run.log.read_text().splitlines() if line and json.loads(line)["step"] <= last_step]
+    atomic.write_text(run.log, "".join(line + "\n" for line in kept))

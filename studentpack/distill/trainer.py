@@ -1,0 +1,285 @@
+"""The distillation loop on `accelerate`: one process here, or many under `accelerate launch`/`torchrun`.
+
+Each step: a deterministic batch (data.BatchPlan), optional MLM masking, one teacher forward without
+autograd, the student's forward and backward through the weighted sum of named loss terms, clipping,
+AdamW with a step-function LR schedule. Checkpoints are atomic and restore the run exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from studentpack import adapter
+from studentpack.distill import checkpoint, head_fit
+from studentpack.distill.bundle import StudentBundle, TeacherRunner, build_transfers, merged_request, term_weight
+from studentpack.distill.data import BatchPlan, Chunks, collate, mask_tokens, tokenize_corpus
+from studentpack.distill.manifest import write_student
+from studentpack.distill.plan import RunPlan
+from studentpack.distill.rundir import RunDir, truncate_log
+from studentpack.distill.schedule import lr_factor
+from studentpack.errors import GpuUnavailableError
+from studentpack.mlm_head import MLMHead
+from studentpack.provenance import hash_directory
+from studentpack.student import build_student
+
+# Fault injection for tests: SIGKILL this process right after the given step (a real, uncatchable kill).
+FAULT_KILL_ENV = "STUDENTPACK_FAULT_KILL_AFTER_STEP"
+
+
+@dataclass
+class Counters:
+    """Totals that survive resumes (kept in each checkpoint's state.json)."""
+
+    tokens: int = 0
+    train_seconds: float = 0.0
+    last_terms: dict[str, float] = field(default_factory=dict)
+
+
+def make_accelerator(device: str, precision: str) -> Any:
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise GpuUnavailableError(f"--device {device} was asked for but torch sees no CUDA device")
+    cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    # MHA leaves the student's last FFN without gradient, and the pooler is frozen
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    return Accelerator(cpu=cpu, mixed_precision=precision, kwargs_handlers=[ddp])
+
+
+class Distiller:
+    def __init__(self, plan: RunPlan, run: RunDir, progress: bool = True) -> None:
+        self.plan = plan
+        self.cfg = plan.config
+        self.run_dir = run
+        self.progress = progress
+        if self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        self.acc = make_accelerator(self.cfg.device, self.cfg.precision)
+        self.needs_mlm = "od" in self.cfg.methods()
+
+    # ---- setup -------------------------------------------------------------------------------
+    def _load(self) -> None:
+        plan, cfg = self.plan, self.cfg
+        self.tokenizer = adapter.load_tokenizer(plan.teacher.path)
+        teacher = adapter.load_encoder(plan.teacher.path, cfg.allow_pickle, role="teacher")
+        self.chunks: Chunks = tokenize_corpus(plan.corpus.texts, self.tokenizer, cfg.max_length)
+        if not self.chunks.sequences:
+            from studentpack.errors import UserError
+
+            raise UserError("the corpus yields no token sequences of at least 4 tokens")
+        torch.manual_seed(cfg.seed)  # identical student initialisation on every rank
+        init_layers = plan.init_map.init_layers() if plan.init_map else []
+        student, self.init_record = build_student(teacher, plan.shape, init_layers)
+        transfers = build_transfers(plan)
+        teacher_head, student_head, self.head_record = self._heads(teacher, student)
+        self.bundle = StudentBundle(student, transfers, student_head)
+        teacher_request = merged_request([t.teacher_request() for t in transfers.values()])
+        keep = plan.teacher_layers if self.needs_mlm else teacher_request.deepest_layer()
+        self.teacher = TeacherRunner(teacher, teacher_head, teacher_request, keep).to(self.acc.device)
+        self.transfers_described = {name: t.describe() for name, t in transfers.items()}
+
+    def _heads(self, teacher: Any, student: Any) -> tuple[MLMHead | None, MLMHead | None, dict[str, Any] | None]:
+        if not self.needs_mlm:
+            return None, None, None
+        cfg = self.cfg
+        head = head_fit.checkpoint_head(self.plan.teacher.path, teacher)
+        record: dict[str, Any] = {"source": "checkpoint"}
+        if head is None:
+            key = {
+                "teacher": hash_directory(self.plan.teacher.path),
+                "corpus": self.plan.corpus.sha256,
+                "settings": f"{cfg.fit_head_steps}/{cfg.fit_head_lr}/{cfg.batch_size}/{cfg.max_length}/{cfg.seed}",
+            }
+
+            def fit() -> tuple[MLMHead, dict[str, Any]]:
+                return head_fit.fit_head(
+                    teacher, self.tokenizer, self.chunks, cfg.fit_head_steps, cfg.fit_head_lr, cfg.batch_size,
+                    cfg.mask_prob, cfg.seed, self.acc.device, self.progress and self.acc.is_main_process,
+                )  # fmt: skip
+
+            head, record = head_fit.cached_or_fitted_head(
+                self.run_dir.path, key, head_fit.new_head_like(teacher), fit, self.acc.is_main_process
+            )
+        student_head = head_fit.new_head_like(student)
+        if student.config.hidden_size == teacher.config.hidden_size:
+            student_head.load_state_dict(head.state_dict())
+            record = {**record, "student_head_init": "teacher head"}
+        else:
+            record = {**record, "student_head_init": "random (widths differ)"}
+        torch.manual_seed(self.cfg.seed)
+        return head, student_head, record
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        decay: list[torch.nn.Parameter] = []
+        no_decay: list[torch.nn.Parameter] = []
+        for name, param in self.bundle.named_parameters():
+            if not param.requires_grad:
+                continue
+            (no_decay if param.ndim < 2 or "norm" in name.lower() else decay).append(param)
+        groups = [
+            {"params": decay, "weight_decay": self.cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=self.cfg.lr)
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def run(self, resume: bool) -> Path:
+        wall_start = time.perf_counter()
+        self._load()
+        optimizer = self._optimizer()
+        self.bundle, optimizer = self.acc.prepare(self.bundle, optimizer)
+        counters, start = Counters(), 0
+        if resume:
+            found = checkpoint.latest_checkpoint(self.run_dir.path)
+            assert found is not None
+            state = checkpoint.load(self.acc, found[1], self.bundle, optimizer)
+            start = state["step"]
+            counters = Counters(state["tokens"], state["train_seconds"], state.get("last_terms", {}))
+            if self.acc.is_main_process:
+                truncate_log(self.run_dir, start)
+        else:
+            torch.manual_seed(self.cfg.seed + 1000 * self.acc.process_index)  # dropout streams per rank
+        self._train(optimizer, start, counters)
+        return self._finish(counters, time.perf_counter() - wall_start)
+
+    def _batch(self, plan: BatchPlan, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        rank = self.acc.process_index
+        ids, mask = collate([self.chunks.sequences[i] for i in plan.indices(step, rank)], self.tokenizer.pad_token_id)
+        if self.needs_mlm:
+            gen = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 997 + rank)
+            masked = mask_tokens(
+                ids, mask, self.tokenizer.all_special_ids, self.tokenizer.mask_token_id, len(self.tokenizer),
+                self.cfg.mask_prob, gen,
+            )  # fmt: skip
+            ids, positions, labels = masked.input_ids, masked.positions, masked.labels
+        else:
+            positions = labels = torch.zeros(0, dtype=torch.long)
+        device = self.acc.device
+        return ids.to(device), mask.to(device), positions.to(device), labels.to(device)
+
+    def _step(self, optimizer: Any, plan: BatchPlan, step: int) -> tuple[dict[str, float], int]:
+        cfg = self.cfg
+        ids, mask, positions, labels = self._batch(plan, step)
+        teacher = self.teacher(ids, mask, positions, labels)
+        with self.acc.autocast():
+            terms = self.bundle(ids, mask, positions, teacher)
+            loss = sum(term_weight(self.plan, name) * value for name, value in terms.items())
+        for group in optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(step, cfg.steps, int(cfg.warmup * cfg.steps), cfg.schedule)
+        self.acc.backward(loss)
+        if cfg.clip > 0:
+            self.acc.clip_grad_norm_(self.bundle.parameters(), cfg.clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        values = {name: float(v.detach()) for name, v in terms.items()}
+        values["loss"] = float(loss.detach())
+        return values, int(mask.sum())
+
+    def _train(self, optimizer: Any, start: int, counters: Counters) -> None:
+        cfg, acc = self.cfg, self.acc
+        plan = BatchPlan(len(self.chunks.sequences), cfg.batch_size, acc.num_processes, cfg.seed)
+        kill_after = int(os.environ.get(FAULT_KILL_ENV, "0") or 0)
+        bar = tqdm(
+            total=cfg.steps, initial=start, desc=f"distill {cfg.method}", unit="step",
+            disable=not (self.progress and acc.is_main_process), dynamic_ncols=True,
+        )  # fmt: skip
+        window_tokens, window_start = 0, time.perf_counter()
+        self.bundle.train()
+        for step in range(start, cfg.steps):
+            step_start = time.perf_counter()
+            values, tokens = self._step(optimizer, plan, step)
+            done = step + 1
+            counters.train_seconds += time.perf_counter() - step_start
+            window_tokens += tokens
+            counters.last_terms = values
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                total_window = self._sum_over_ranks(window_tokens)
+                counters.tokens += total_window
+                rate = total_window / max(1e-9, time.perf_counter() - window_start)
+                self._log(done, values, optimizer, counters, rate, plan)
+                bar.set_postfix_str(_postfix(values, rate), refresh=False)
+                window_tokens, window_start = 0, time.perf_counter()
+            bar.update(1)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                state = {"tokens": counters.tokens, "train_seconds": counters.train_seconds, "last_terms": values}
+                checkpoint.save(acc, self.run_dir.path, done, self.bundle, optimizer, state, cfg.keep_checkpoints)
+            if kill_after and done == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+        bar.close()
+
+    def _sum_over_ranks(self, value: int) -> int:
+        if self.acc.num_processes == 1:
+            return value
+        total = self.acc.reduce(torch.tensor([value], device=self.acc.device), reduction="sum")
+        return int(total.item())
+
+    def _log(self, step: int, values: dict[str, float], optimizer: Any, counters: Counters, rate: float,
+             plan: BatchPlan) -> None:  # fmt: skip
+        if not self.acc.is_main_process:
+            return
+        record = {
+            "step": step,
+            "epoch": round(plan.epoch_of(step), 4),
+            "lr": optimizer.param_groups[0]["lr"],
+            "loss": values["loss"],
+            "terms": {k: v for k, v in values.items() if k != "loss"},
+            "tokens": counters.tokens,
+            "tokens_per_s": round(rate, 1),
+            "train_seconds": round(counters.train_seconds, 3),
+        }
+        self.run_dir.path.mkdir(parents=True, exist_ok=True)
+        with self.run_dir.log.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    # ---- the end -----------------------------------------------------------------------------
+    def _finish(self, counters: Counters, wall_seconds: float) -> Path:
+        from accelerate.utils import gather_object
+
+        student = self.acc.unwrap_model(self.bundle).encoder
+        digests = gather_object([parameter_digest(student)])
+        if self.acc.is_main_process:
+            if len(set(digests)) != 1:
+                raise RuntimeError(f"ranks ended with different student weights: {digests}")
+            write_student(
+                self.run_dir.student, student, self.tokenizer, self.plan,
+                manifest_extra={
+                    "init": self.init_record,
+                    "teacher_head": self.head_record,
+                    "transfers": self.transfers_described,
+                    "corpus_tokens": {"chunks": len(self.chunks.sequences), "tokens": self.chunks.tokens},
+                    "world_size": self.acc.num_processes,
+                    "rank_weight_digests": digests,
+                    "final_terms": counters.last_terms,
+                    "tokens_seen": counters.tokens,
+                    "train_seconds": round(counters.train_seconds, 3),
+                    "wall_seconds_this_process": round(wall_seconds, 3),
+                    "tokens_per_s": round(counters.tokens / max(1e-9, counters.train_seconds), 1),
+                },
+            )  # fmt: skip
+        self.acc.wait_for_everyone()
+        return self.run_dir.student
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """sha256 over every parameter's bytes, in name order: equal digests mean identical weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _postfix(values: dict[str, float], rate: float) -> str:
+    terms = " ".join(f"{k}={v:.4f}" for k, v in values.items())
+    return f"{terms} | {rate:,.0f} tok/s"

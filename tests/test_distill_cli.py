@@ -1,0 +1,198 @@
+"""`studentpack distill` end to end on a tiny teacher, and every bad input as a one-line error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from studentpack.cli import main
+from tests.tiny import SENTENCES
+
+FAST = ["--steps", "6", "--batch-size", "4", "--log-every", "2", "--checkpoint-every", "3", "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "text.txt"
+    path.write_text("\n".join(SENTENCES * 4) + "\n")
+    return path
+
+
+def distill(teacher: Path, corpus: Path, out: Path, *extra: str) -> int:
+    return main(["distill", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out), *FAST, *extra])
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("mha", []),
+        ("hs", ["--layer-map", "1:2,2:4", "--hs-embeddings"]),
+        ("od", ["--fit-head-steps", "5", "--mlm-weight", "0.1"]),
+        ("hs+mha", ["--student-hidden", "16", "--student-heads", "2"]),
+    ],
+)
+def test_each_method_writes_a_loadable_student(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, method: str, extra: list[str]
+) -> None:
+    from transformers import AutoModel
+
+    out = tmp_path / "run"
+    assert distill(tiny_bert_dir, corpus, out, "--method", method, "--student-layers", "2", *extra) == 0
+    student = out / "student"
+    model = AutoModel.from_pretrained(str(student))
+    assert model.config.num_hidden_layers == 2
+    assert (student / "tokenizer.json").is_file() or (student / "vocab.txt").is_file()
+    manifest = json.loads((student / "studentpack.json").read_text())
+    for key in ("teacher", "method", "config", "layer_map", "relation_heads", "teacher_layer", "corpus", "steps",
+                "seed", "init", "versions", "final_terms", "wall_seconds_this_process", "tokens_per_s"):  # fmt: skip
+        assert key in manifest, key
+    assert manifest["method"] == method
+    assert len(manifest["teacher"]["sha256"]) == 64
+    assert manifest["corpus"]["texts"] == len(SENTENCES) * 4
+    assert manifest["corpus_tokens"]["tokens"] > 0
+    assert manifest["init"]["kind"] == ("random" if "--student-hidden" in extra else "teacher-layers")
+    if method == "od":
+        assert manifest["teacher_head"]["source"] == "fitted"
+        assert set(manifest["final_terms"]) == {"od", "mlm", "loss"}
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4, 6]
+    assert all(r["tokens_per_s"] > 0 for r in log)
+
+
+def test_config_file_and_set_overrides(tiny_bert_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text(f"teacher: {tiny_bert_dir}\ncorpus: [{corpus}]\nmethod: hs\nstudent: {{layers: 1}}\nlr: 0.001\n")
+    out = tmp_path / "run"
+    rc = main(["distill", "--config", str(config), "--set", "student.layers=2", "--set", "hs_loss=cosine",
+               "--out", str(out), *FAST])  # fmt: skip
+    assert rc == 0
+    manifest = json.loads((out / "student" / "studentpack.json").read_text())
+    assert manifest["student"]["layers"] == 2
+    assert manifest["config"]["hs_loss"] == "cosine"
+    assert manifest["config"]["lr"] == 0.001
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], rc: int, fragment: str) -> None:
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("studentpack distill: error:")]
+    assert len(lines) == 1, err
+    assert fragment in lines[0], lines[0]
+
+
+def _bad_dir(tmp_path: Path, name: str, config: dict, files: dict[str, bytes]) -> Path:
+    path = tmp_path / name
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps(config))
+    for file, data in files.items():
+        (path / file).write_bytes(data)
+    return path
+
+
+BERT_CONFIG = {"model_type": "bert", "num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4,
+               "intermediate_size": 64}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("missing-teacher", "teacher path not found"),
+        ("unsupported-teacher", "supported encoders"),
+        ("pickle-only", "--allow-pickle"),
+        ("no-weights", "has no weights"),
+        ("empty-corpus", "holds no usable text"),
+        ("missing-corpus", "corpus not found"),
+        ("binary-corpus", "is not UTF-8"),
+        ("heads-do-not-divide", "not divisible"),
+        ("layer-map-out-of-range", "out of range"),
+        ("unknown-set-key", "unknown config key flavour"),
+        ("wrong-type", "expected int"),
+        ("bad-method", "is not one of"),
+        ("relation-heads", "must divide both widths"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    case: str, fragment: str, tiny_bert_dir: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    teacher, text, extra = tiny_bert_dir, corpus, []
+    if case == "missing-teacher":
+        teacher = tmp_path / "nope" / "teacher"
+    elif case == "unsupported-teacher":
+        teacher = _bad_dir(tmp_path, "gpt", {"model_type": "gpt2"}, {"model.safetensors": b""})
+    elif case == "pickle-only":
+        teacher = _bad_dir(tmp_path, "pkl", BERT_CONFIG, {"pytorch_model.bin": b"\x80\x04."})
+    elif case == "no-weights":
+        teacher = _bad_dir(tmp_path, "empty", BERT_CONFIG, {})
+    elif case == "empty-corpus":
+        text = tmp_path / "empty.txt"
+        text.write_text("\n\n")
+    elif case == "missing-corpus":
+        text = tmp_path / "missing.txt"
+    elif case == "binary-corpus":
+        text = tmp_path / "binary.txt"
+        text.write_bytes(b"\xff\xfe\x00\x81" * 100)
+    elif case == "heads-do-not-divide":
+        extra = ["--student-hidden", "30", "--student-heads", "4"]
+    elif case == "layer-map-out-of-range":
+        extra = ["--method", "hs", "--student-layers", "2", "--layer-map", "1:2,2:9"]
+    elif case == "unknown-set-key":
+        extra = ["--set", "flavour=vanilla"]
+    elif case == "wrong-type":
+        extra = ["--set", "steps=many"]
+    elif case == "bad-method":
+        extra = ["--method", "dark-magic"]
+    elif case == "relation-heads":
+        extra = ["--relation-heads", "5"]
+    out = tmp_path / "out"
+    rc = distill(teacher, text, out, *extra)
+    _one_line_error(capsys, rc, fragment)
+    assert not out.exists(), "a refused run must not create its output directory"
+
+
+def test_refuses_to_overwrite_a_finished_run(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert distill(tiny_bert_dir, corpus, out, "--student-layers", "1") == 0
+    before = (out / "student" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    _one_line_error(
+        capsys, distill(tiny_bert_dir, corpus, out, "--student-layers", "1"), "already holds a finished run"
+    )
+    assert (out / "student" / "model.safetensors").read_bytes() == before
+    assert distill(tiny_bert_dir, corpus, out, "--student-layers", "1", "--seed", "3", "--overwrite") == 0
+    assert (out / "student" / "model.safetensors").read_bytes() != before
+
+
+def test_refuses_a_foreign_out_directory(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "photos"
+    out.mkdir()
+    (out / "holiday.jpg").write_bytes(b"jpeg")
+    rc = distill(tiny_bert_dir, corpus, out, "--overwrite")
+    _one_line_error(capsys, rc, "is not a studentpack run directory")
+    assert (out / "holiday.jpg").read_bytes() == b"jpeg"
+
+
+@pytest.mark.parametrize("state", ["missing", "empty"])
+def test_resume_needs_a_checkpoint(state: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    if state == "empty":
+        run.mkdir()
+    rc = main(["distill", "--resume", str(run)])
+    _one_line_error(capsys, rc, "no such run directory" if state == "missing" else "no checkpoint to resume from")
+
+
+def test_cuda_without_a_gpu_fails_loudly(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the guard is for machines without one")
+    rc = distill(tiny_bert_dir, corpus, tmp_path / "out", "--device", "cuda")
+    _one_line_error(capsys, rc, "no CUDA device")

@@ -1,0 +1,69 @@
+"""A run killed with SIGKILL and resumed ends with exactly the weights of an uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+
+from studentpack.cli import main
+from studentpack.distill.trainer import FAULT_KILL_ENV
+from tests.tiny import SENTENCES
+
+ARGS = ["--method", "hs+mha", "--student-layers", "2", "--steps", "16", "--batch-size", "4",
+        "--checkpoint-every", "5", "--log-every", "1", "--threads", "1", "--quiet"]  # fmt: skip
+
+
+def _run_killed_after(step: int, teacher: Path, corpus: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, FAULT_KILL_ENV: str(step)}
+    cmd = [sys.executable, "-m", "studentpack", "distill", "--teacher", str(teacher), "--corpus", str(corpus),
+           "--out", str(out), *ARGS]  # fmt: skip
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_resume_after_sigkill_matches_uninterrupted(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("\n".join(SENTENCES * 5) + "\n")
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    base = ["distill", "--teacher", str(tiny_bert_dir), "--corpus", str(corpus), *ARGS]
+    assert main([*base, "--out", str(whole)]) == 0
+
+    killed = _run_killed_after(13, tiny_bert_dir, corpus, broken)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert not (broken / "student").exists()
+    assert sorted(p.name for p in (broken / "checkpoints").iterdir() if not p.name.startswith(".")) == [
+        "step-00000005",
+        "step-00000010",
+    ]
+    assert [json.loads(x)["step"] for x in (broken / "log.jsonl").read_text().splitlines()][-1] == 13
+
+    assert main(["distill", "--resume", str(broken), "--quiet"]) == 0
+    want = load_file(str(whole / "student" / "model.safetensors"))
+    got = load_file(str(broken / "student" / "model.safetensors"))
+    assert want.keys() == got.keys()
+    for name in want:
+        assert (want[name] == got[name]).all(), name
+    steps = [json.loads(x)["step"] for x in (broken / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 17)), "resumed log must continue from the checkpoint without duplicates"
+    whole_log = (whole / "log.jsonl").read_text().splitlines()
+    broken_log = (broken / "log.jsonl").read_text().splitlines()
+    assert [json.loads(x)["loss"] for x in whole_log] == [json.loads(x)["loss"] for x in broken_log]
+
+
+def test_kill_during_the_first_steps_leaves_nothing_resumable_or_finished(
+    tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("\n".join(SENTENCES) + "\n")
+    out = tmp_path / "run"
+    killed = _run_killed_after(2, tiny_bert_dir, corpus, out)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (out / "student").exists()
+    assert main(["distill", "--resume", str(out)]) == 2
+    assert "no checkpoint to resume from" in capsys.readouterr().err

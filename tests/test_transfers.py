@@ -1,0 +1,133 @@
+"""Each transfer: zero for an exact copy, positive otherwise, and it decreases when optimised."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from studentpack.distill.head_fit import new_head_like
+from studentpack.mlm_head import MLMHead
+from studentpack.transfer.base import Transfer
+from studentpack.transfer.hidden import HiddenTransfer
+from studentpack.transfer.layer_map import LayerMap
+from studentpack.transfer.output import OutputTransfer
+from studentpack.transfer.relations import RelationTransfer
+from tests.tiny import make_bert
+from tests.transfer_fixtures import features, loss_of, masked, padded_batch
+
+LAYERS = 3
+
+
+def make_transfer(name: str, student_width: int = 32, student_layers: int = LAYERS) -> Transfer:
+    if name == "mha":
+        return RelationTransfer(student_layer=student_layers, teacher_layer=LAYERS, relation_heads=8)
+    if name == "hs":
+        layer_map = LayerMap.build("uniform", student_layers, LAYERS, embeddings=True)
+        return HiddenTransfer(layer_map, student_width, 32, "mse")
+    if name == "hs-cosine":
+        return HiddenTransfer(LayerMap.build("uniform-last", student_layers, LAYERS), student_width, 32, "cosine")
+    return OutputTransfer(temperature=2.0, mlm_weight=0.0)
+
+
+def evaluate(
+    transfer: Transfer,
+    student: torch.nn.Module,
+    teacher: torch.nn.Module,
+    s_head: MLMHead | None,
+    t_head: MLMHead | None,
+    offset: int = 0,
+) -> dict[str, torch.Tensor]:
+    ids, mask = padded_batch(4, offset)
+    batch = masked(ids, mask, seed=offset) if s_head is not None else None
+    with torch.no_grad():
+        t_feats = features(teacher, transfer, "teacher", ids, mask, t_head, batch)
+    s_feats = features(student, transfer, "student", ids, mask, s_head, batch)
+    return transfer(s_feats, t_feats)
+
+
+def heads_for(name: str, student: torch.nn.Module, teacher: torch.nn.Module) -> tuple[MLMHead | None, MLMHead | None]:
+    if name != "od":
+        return None, None
+    torch.manual_seed(5)
+    t_head = new_head_like(teacher).eval()
+    return copy.deepcopy(t_head), t_head
+
+
+@pytest.mark.parametrize("name", ["mha", "hs", "hs-cosine", "od"])
+def test_zero_for_an_exact_copy(name: str) -> None:
+    teacher = make_bert(layers=LAYERS, seed=0)
+    student = copy.deepcopy(teacher)
+    transfer = make_transfer(name, student_layers=LAYERS)
+    s_head, t_head = heads_for(name, student, teacher)
+    terms = evaluate(transfer, student, teacher, s_head, t_head)
+    for term, value in terms.items():
+        assert abs(value.item()) < 1e-5, f"{term} = {value.item()}"
+
+
+@pytest.mark.parametrize("name", ["mha", "hs", "hs-cosine", "od"])
+def test_positive_for_a_different_student(name: str) -> None:
+    teacher = make_bert(layers=LAYERS, seed=0)
+    student = make_bert(layers=2, seed=1)
+    transfer = make_transfer(name, student_layers=2)
+    s_head, t_head = heads_for(name, student, teacher)
+    if s_head is not None:
+        s_head = new_head_like(student)
+    terms = evaluate(transfer, student, teacher, s_head, t_head)
+    for term, value in terms.items():
+        assert value.item() > 1e-4, f"{term} = {value.item()}"
+
+
+@pytest.mark.parametrize("name", ["mha", "hs", "od"])
+@pytest.mark.parametrize("student_width", [32, 16])
+def test_decreases_over_30_steps(name: str, student_width: int) -> None:
+    """Train a 2-layer student (narrower too: HS then learns a projection) and score a held-out batch."""
+    teacher = make_bert(layers=LAYERS, seed=0)
+    student = make_bert(layers=2, hidden=student_width, heads=4, intermediate=2 * student_width, seed=1).train()
+    transfer = make_transfer(name, student_width=student_width, student_layers=2)
+    _, t_head = heads_for(name, student, teacher)
+    s_head = new_head_like(student) if name == "od" else None
+    params = [*student.parameters(), *transfer.parameters(), *(s_head.parameters() if s_head else [])]
+    if name == "hs" and student_width != 32:
+        assert len(list(transfer.parameters())) > 0, "narrow students need a learned projection"
+    optimizer = torch.optim.Adam(params, lr=3e-3)
+
+    def held_out() -> float:
+        student.eval()
+        with torch.no_grad():
+            value = loss_of(evaluate(transfer, student, teacher, s_head, t_head, offset=8)).item()
+        student.train()
+        return value
+
+    before = held_out()
+    for step in range(30):
+        loss = loss_of(evaluate(transfer, student, teacher, s_head, t_head, offset=step % 2 * 4))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    after = held_out()
+    assert after < 0.8 * before, f"{name}: {before:.4f} -> {after:.4f}"
+
+
+def test_hs_padding_is_excluded() -> None:
+    teacher = make_bert(layers=LAYERS, seed=0)
+    student = make_bert(layers=2, seed=1)
+    transfer = make_transfer("hs", student_layers=2)
+    ids, mask = padded_batch(4)
+    s_feats = features(student, transfer, "student", ids, mask)
+    t_feats = features(teacher, transfer, "teacher", ids, mask)
+    base = transfer(s_feats, t_feats)["hs"]
+    pad = ~mask.bool()
+    for layer in t_feats.hidden:
+        t_feats.hidden[layer] = t_feats.hidden[layer].masked_fill(pad.unsqueeze(-1), 1e4)
+    torch.testing.assert_close(transfer(s_feats, t_feats)["hs"], base)
+
+
+def test_od_hard_mlm_term() -> None:
+    teacher = make_bert(layers=LAYERS, seed=0)
+    student = make_bert(layers=2, seed=1)
+    transfer = OutputTransfer(temperature=1.0, mlm_weight=0.5)
+    t_head = new_head_like(teacher)
+    terms = evaluate(transfer, student, teacher, new_head_like(student), t_head)
+    assert set(terms) == {"od", "mlm"} and terms["mlm"].item() > 0
