@@ -176,8 +176,25 @@ def export_fp32(module: nn.Module, info: ModelInfo, out_file: Path) -> onnx.Mode
         )
     model = onnx.load(str(raw))
     raw.unlink()
+    declare_output_shapes(model, info)
     save_model(model, out_file)
     return model
+
+
+def declare_output_shapes(model: onnx.ModelProto, info: ModelInfo) -> None:
+    """Name the dynamic axes and state the fixed ones (the tracer leaves widths as anonymous symbols)."""
+    shapes: dict[str, list[str | int]] = {
+        "token_embeddings": ["batch", "sequence", info.hidden_size],
+        "sentence_embedding": ["batch", info.hidden_size],
+        "logits": ["batch", len(info.labels)],
+    }
+    for output in model.graph.output:
+        dims = output.type.tensor_type.shape.dim
+        for dim, value in zip(dims, shapes[output.name], strict=True):
+            if isinstance(value, int):
+                dim.dim_value = value
+            else:
+                dim.dim_param = value
 
 
 def pin_ir_version(model: onnx.ModelProto) -> None:
@@ -189,8 +206,16 @@ def pin_ir_version(model: onnx.ModelProto) -> None:
     model.ir_version = target
 
 
+def ensure_opset_imports(model: onnx.ModelProto) -> None:
+    """Declare every operator domain the nodes use (fusion adds com.microsoft contrib ops)."""
+    declared = {o.domain for o in model.opset_import}
+    for domain in sorted({node.domain for node in model.graph.node} - declared - {"ai.onnx"}):
+        model.opset_import.append(onnx.helper.make_opsetid(domain, 1))
+
+
 def save_model(model: onnx.ModelProto, path: Path) -> None:
     """Pin the IR version, refuse graphs over 2 GB (single-file protobuf limit), check, write one file."""
+    ensure_opset_imports(model)
     pin_ir_version(model)
     size = model.ByteSize()
     if size >= _TWO_GB:

@@ -1,0 +1,577 @@
+"""`export_variants`: model directory -> gated ONNX variants under one output directory.
+
+    <out>/<variant>/{model.onnx, tokenizer files, config.json, export.json}   accepted variants
+    <out>/rejected/<variant>/{...same...}                                      failed a gate (figures inside)
+
+The whole of <out> is built under a temporary name and renamed into place at the end; each
+variant directory inside it is itself written with `atomic_dir`. A kill at any moment leaves no
+directory under the final name (only a hidden `.<out>.tmp-PID`, removed by the next export).
+
+Order of work: fp32 (parity vs PyTorch) -> fused (parity) -> int8-dynamic from the fused graph,
+int8-static from the fp32 graph, fp16 from the fp32 graph (accuracy vs the fp32 graph).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studentpack import adapter
+from studentpack.atomic import TMP_MARK, atomic_dir, remove_tree, write_json
+from studentpack.errors import UserError
+from studentpack.export import presets
+from studentpack.export.presets import IsaPreset
+from studentpack.export.validate import GateError, Gates
+from studentpack.provenance import cpu_flags, hash_directory, hash_texts, machine, package_versions
+from studentpack.runtime import CUDA_PROVIDER, parse_device
+
+SCHEMA = "studentpack.export/1"
+REJECTED = "rejected"
+EXPORTER = "torch.onnx.export (TorchScript, dynamo=False), eager attention"
+_CONFIG_FILES = ("config.json",)
+_TASKS = ("stsb",)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    model: str
+    out: str
+    variants: tuple[str, ...] = ()  # empty: the device's default set
+    isa: str = "auto"
+    device: str = "cpu"
+    per_channel: bool = True
+    keep_fp32: tuple[str, ...] = ()  # node names or shell patterns left in fp32 by INT8
+    calibration: str | None = None  # corpus spec for int8-static (default: the embedded corpus)
+    calibration_method: str = "MinMax"
+    calibration_texts: int = 128
+    sample: str | None = None  # corpus spec for the accuracy gate (default: the embedded corpus)
+    sample_texts: int = 256
+    max_length: int = 128  # tokenisation length for calibration and the accuracy sample
+    gates: Gates = field(default_factory=Gates)
+    eval_task: str | None = None
+    eval_data: str | None = None
+    eval_limit: int | None = None
+    triton: str | None = None
+    triton_max_batch: int = 32
+    threads: int | None = None  # onnxruntime intra-op threads for the gates
+    overwrite: bool = False
+    allow_pickle: bool = False
+
+
+@dataclass
+class VariantResult:
+    variant: str
+    accepted: bool
+    path: Path
+    record: dict[str, Any]
+    reason: str = ""
+
+
+@dataclass
+class _Plan:
+    source: Any  # sources.ModelSource
+    config: dict[str, Any]
+    variants: tuple[str, ...]
+    preset: IsaPreset
+    flags: list[str]
+    out: Path
+    triton: Path | None
+    sample: list[str]
+    calibration: list[str]
+    corpora: dict[str, Any]
+    task_score: Callable[[Any], float] | None
+
+
+def plan(opts: ExportOptions) -> _Plan:
+    """Every check that needs no model weights: bad input fails here, before any heavy work."""
+    from studentpack.sources import resolve_model
+
+    kind, _ = parse_device(opts.device)
+    variants = presets.parse_variants(opts.variants or None, opts.device)
+    flags = cpu_flags()
+    preset = presets.resolve_isa(opts.isa, flags)
+    _check_device(kind, opts.device, variants)
+    if opts.calibration_method not in presets.CALIBRATION_METHODS:
+        choices = ", ".join(presets.CALIBRATION_METHODS)
+        raise UserError(f"unknown calibration method {opts.calibration_method!r}; choose from {choices}")
+    if opts.calibration and "int8-static" not in variants:
+        raise UserError("--calibration is used only by the int8-static variant; add it to --variants")
+    for name in ("calibration_texts", "sample_texts", "max_length"):
+        if getattr(opts, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1")
+    source = resolve_model(opts.model, role="model")
+    config = adapter.check_encoder_dir(source.path, opts.allow_pickle)
+    out = Path(opts.out).expanduser()
+    triton = Path(opts.triton).expanduser() if opts.triton else None
+    for path, flag in ((out, "--out"), (triton, "--triton")):
+        if path is not None and path.exists() and not opts.overwrite:
+            raise UserError(f"{flag} {path} exists; pass --overwrite to replace it")
+        if path is not None and path.exists() and not path.is_dir():
+            raise UserError(f"{flag} {path} is a file")
+    if triton is not None and triton.resolve() == out.resolve():
+        raise UserError("--triton must be a directory other than --out")
+    sample, calibration, corpora = _texts(opts, variants)
+    task_score = _task_scorer(opts, config)
+    return _Plan(source, config, variants, preset, flags, out, triton, sample, calibration, corpora, task_score)
+
+
+def _check_device(kind: str, device: str, variants: tuple[str, ...]) -> None:
+    import onnxruntime as ort
+
+    providers = ort.get_available_providers()
+    if kind == "cpu" and "fp16" in variants:
+        raise UserError(
+            "fp16 is the CUDA target and is validated only on CUDA; this run targets the CPU "
+            f"(onnxruntime providers here: {', '.join(providers)}), so fp16 cannot be validated here: "
+            "run with --device cuda on a machine with onnxruntime-gpu"
+        )
+    if kind == "cuda":
+        int8 = [v for v in variants if v in presets.INT8_VARIANTS]
+        if int8:
+            raise UserError(
+                f"{int8[0]} is refused for --device cuda: ONNX Runtime's CUDA provider has no fast INT8 "
+                "GEMM path and runs it slower than fp32; use fp16 on GPU, int8 on CPU"
+            )
+        from studentpack.runtime import check_providers
+
+        check_providers(device, providers)
+        assert CUDA_PROVIDER in providers
+
+
+def _texts(opts: ExportOptions, variants: tuple[str, ...]) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Accuracy sample and calibration texts; disjoint when they come from the same corpus."""
+    from studentpack.corpus import load_corpus
+    from studentpack.sources import EMBEDDED_CORPUS
+
+    needs_sample = any(v in presets.ACCURACY_VARIANTS for v in variants)
+    needs_calibration = "int8-static" in variants
+    sample_spec = opts.sample or EMBEDDED_CORPUS
+    calibration_spec = opts.calibration or EMBEDDED_CORPUS
+    sample: list[str] = []
+    calibration: list[str] = []
+    corpora: dict[str, Any] = {}
+    if needs_sample:
+        texts = load_corpus([sample_spec]).texts
+        order = np.random.default_rng(0).permutation(len(texts))
+        sample = [texts[i] for i in order[: opts.sample_texts]]
+        corpora["sample"] = {"source": sample_spec, "texts": len(sample), "sha256": hash_texts(sample)}
+        if needs_calibration and calibration_spec == sample_spec:
+            calibration = [texts[i] for i in order[opts.sample_texts : opts.sample_texts + opts.calibration_texts]]
+    if needs_calibration:
+        if not calibration:
+            texts = load_corpus([calibration_spec]).texts
+            order = np.random.default_rng(1).permutation(len(texts))
+            calibration = [texts[i] for i in order[: opts.calibration_texts]]
+        if not calibration:
+            raise UserError(f"calibration corpus {calibration_spec} leaves no texts after the accuracy sample")
+        corpora["calibration"] = {
+            "source": calibration_spec,
+            "texts": len(calibration),
+            "sha256": hash_texts(calibration),
+        }
+    return sample, calibration, corpora
+
+
+def _task_scorer(opts: ExportOptions, config: dict[str, Any]) -> Callable[[Any], float] | None:
+    """`--eval-task stsb --eval-data FILE`: STS-B Spearman x100 through studentpack.tasks (issue 3)."""
+    if opts.eval_task is None:
+        if opts.eval_data:
+            raise UserError("--eval-data needs --eval-task")
+        return None
+    if opts.eval_task not in _TASKS:
+        raise UserError(f"unknown --eval-task {opts.eval_task!r}; export supports {', '.join(_TASKS)}")
+    if not opts.eval_data:
+        raise UserError("--eval-task needs --eval-data (a local file: export downloads nothing)")
+    from studentpack.encoders import is_classifier_config
+
+    if is_classifier_config(config):
+        raise UserError("--eval-task stsb scores sentence embeddings; this model is a classifier")
+    try:
+        from studentpack.tasks import data as task_data
+        from studentpack.tasks import stsb
+    except ImportError as exc:  # the tasks package lands with the eval issue
+        raise UserError("--eval-task needs studentpack.tasks, which this install lacks") from exc
+    pairs = task_data.stsb_pairs(task_data.read_table(task_data.locate(opts.eval_data, "eval")), task_data.Columns())
+    if opts.eval_limit:
+        pairs = task_data.head(pairs, opts.eval_limit)
+
+    def score(encoder: Any) -> float:
+        return 100.0 * float(stsb.zeroshot(encoder, pairs)["spearman"])
+
+    return score
+
+
+def remove_stale_temporaries(final: Path) -> None:
+    """Remove `.NAME.tmp-PID` / `.NAME.old-PID` siblings left by killed exports (PID no longer running)."""
+    if not final.parent.is_dir():
+        return
+    prefixes = (f".{final.name}{TMP_MARK}", f".{final.name}.old-")
+    for path in final.parent.iterdir():
+        for prefix in prefixes:
+            pid = path.name[len(prefix) :]
+            if path.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+                remove_tree(path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def export_variants(opts: ExportOptions, log: Callable[[str], None] = print) -> list[VariantResult]:
+    """Build, gate and write every requested variant; returns one result per variant."""
+    started = time.perf_counter()
+    p = plan(opts)
+    remove_stale_temporaries(p.out)
+    if p.triton is not None:
+        remove_stale_temporaries(p.triton)
+    with atomic_dir(p.out, overwrite=opts.overwrite) as tmp:
+        results = _Builder(opts, p, tmp, log).run()
+        accepted = {r.variant: r.path for r in results if r.accepted}
+        for r in results:  # paths under their final names
+            r.path = p.out / r.path.relative_to(tmp)
+        if p.triton is not None and accepted:
+            from studentpack.export.triton import write_repository
+
+            names = write_repository(
+                p.triton,
+                accepted,
+                prefix=p.source.name if p.source.origin != "local" else p.source.path.name,
+                max_batch_size=opts.triton_max_batch,
+                overwrite=opts.overwrite,
+            )
+            log(f"triton repository {p.triton}: {', '.join(names.values())}")
+    log(f"export finished in {time.perf_counter() - started:.1f}s")
+    return results
+
+
+class _Builder:
+    """Builds the graphs in <tmp>/.work, gates them, and files each under its final place in <tmp>."""
+
+    def __init__(self, opts: ExportOptions, p: _Plan, tmp: Path, log: Callable[[str], None]) -> None:
+        self.opts, self.p, self.tmp, self.log = opts, p, tmp, log
+        self.work = tmp / ".work"
+        self.work.mkdir()
+        self.source_hash = hash_directory(p.source.path)
+        self.versions = package_versions()
+        self._reference: _Memo | None = None
+
+    def run(self) -> list[VariantResult]:
+        from studentpack.export import onnx as export_onnx
+
+        self.tokenizer = adapter.load_tokenizer(self.p.source.path)
+        self.info = export_onnx.describe(self.p.config, self.tokenizer)
+        self.log(f"loading {self.p.source.path} ({self.info.kind}, {self.info.num_layers} layers)")
+        self.module = export_onnx.load_graph_module(self.p.source.path, self.info, self.opts.allow_pickle)
+        wanted = self.p.variants
+        needs_fused = "fused" in wanted or "int8-dynamic" in wanted
+        results: dict[str, VariantResult] = {}
+        built: dict[str, tuple[Path, dict[str, Any], GateError | None]] = {}
+        built["fp32"] = self._build("fp32", self._make_fp32)
+        if needs_fused:
+            built["fused"] = self._build("fused", self._make_fused)
+        for variant in ("int8-dynamic", "int8-static", "fp16"):
+            if variant in wanted:
+                built[variant] = self._build(variant, getattr(self, f"_make_{variant.replace('-', '_')}"))
+        for variant in wanted:
+            results[variant] = self._file(variant, *built[variant])
+        remove_tree(self.work)
+        return [results[v] for v in wanted]
+
+    # ---------------------------------------------------------------- building
+
+    def _dir(self, variant: str) -> Path:
+        directory = self.work / variant
+        directory.mkdir()
+        self.tokenizer.save_pretrained(str(directory))
+        for name in _CONFIG_FILES:
+            if (self.p.source.path / name).is_file():
+                shutil.copy2(self.p.source.path / name, directory / name)
+        return directory
+
+    def _build(
+        self, variant: str, make: Callable[[Path], dict[str, Any]]
+    ) -> tuple[Path, dict[str, Any], GateError | None]:
+        started = time.perf_counter()
+        directory = self._dir(variant)
+        write_json(directory / "export.json", self._record(variant, {}))  # lets OrtSession read kind/labels
+        self.log(f"{variant}: building")
+        figures = make(directory)
+        failure: GateError | None = None
+        try:
+            figures.update(self._gate(variant, directory))
+        except GateError as exc:
+            failure = exc
+            figures[_gate_key(variant)] = exc.figures
+        base_failed = variant != "fp32" and self._base_failure(variant)
+        if base_failed and failure is None:
+            failure = GateError(base_failed, {})
+        figures["seconds"] = round(time.perf_counter() - started, 2)
+        return directory, figures, failure
+
+    def _base_failure(self, variant: str) -> str:
+        """A variant built from a graph that failed parity is not handed over either."""
+        parents = {"fused": ("fp32",), "int8-dynamic": ("fp32", "fused"), "int8-static": ("fp32",), "fp16": ("fp32",)}
+        for parent in parents.get(variant, ()):
+            if getattr(self, f"_{parent}_failed", False):
+                return f"built from the {parent} graph, which failed parity"
+        return ""
+
+    def _make_fp32(self, directory: Path) -> dict[str, Any]:
+        from studentpack.export.onnx import export_fp32
+
+        export_fp32(self.module, self.info, directory / "model.onnx")
+        return {}
+
+    def _make_fused(self, directory: Path) -> dict[str, Any]:
+        from studentpack.export.optimize import fuse, fused_operator_counts, fusion_problems
+
+        model = fuse(self.work / "fp32" / "model.onnx", directory / "model.onnx", self.info)
+        counts = fused_operator_counts(model)
+        problems = fusion_problems(counts, self.info)
+        for problem in problems:
+            self.log(f"fused: warning: {problem}")
+        return {"fused_ops": counts, "fusion_complete": not problems, "fusion_problems": problems}
+
+    def _make_int8_dynamic(self, directory: Path) -> dict[str, Any]:
+        from studentpack.export.optimize import fused_operator_counts
+        from studentpack.export.quantize import quantize_int8_dynamic
+
+        settings = quantize_int8_dynamic(
+            self.work / "fused" / "model.onnx",
+            directory / "model.onnx",
+            self.p.preset,
+            per_channel=self.opts.per_channel,
+            keep_fp32=self.opts.keep_fp32,
+        )
+        return {"quantization": settings, "fused_ops": fused_operator_counts(_load(directory))}
+
+    def _make_int8_static(self, directory: Path) -> dict[str, Any]:
+        from studentpack.export.quantize import quantize_int8_static
+
+        settings = quantize_int8_static(
+            self.work / "fp32" / "model.onnx",
+            directory / "model.onnx",
+            self.p.preset,
+            self._calibration_feeds(),
+            method=self.opts.calibration_method,
+            per_channel=self.opts.per_channel,
+            keep_fp32=self.opts.keep_fp32,
+        )
+        return {"quantization": settings, "calibration": self.p.corpora.get("calibration")}
+
+    def _make_fp16(self, directory: Path) -> dict[str, Any]:
+        from studentpack.export.optimize import fused_operator_counts
+        from studentpack.export.quantize import convert_fp16
+
+        settings = convert_fp16(self.work / "fp32" / "model.onnx", directory / "model.onnx", self.info)
+        return {"quantization": settings, "fused_ops": fused_operator_counts(_load(directory))}
+
+    def _calibration_feeds(self, batch: int = 8) -> list[dict[str, np.ndarray]]:
+        length = min(self.opts.max_length, self.info.max_length)
+        feeds = []
+        for i in range(0, len(self.p.calibration), batch):
+            enc = self.tokenizer(
+                self.p.calibration[i : i + batch], padding=True, truncation=True, max_length=length, return_tensors="np"
+            )
+            feeds.append({name: np.asarray(enc[name], dtype=np.int64) for name in self.info.input_names if name in enc})
+        return feeds
+
+    # ---------------------------------------------------------------- gates
+
+    def _gate(self, variant: str, directory: Path) -> dict[str, Any]:
+        from studentpack.export import validate
+
+        if variant in presets.PARITY_VARIANTS:
+            session = self._session(directory)
+            try:
+                figures = validate.check_parity(
+                    validate.torch_runner(self.module, self.info),
+                    session.run,
+                    session.output_names,
+                    self.info,
+                    self.opts.gates.max_abs,
+                )
+            except validate.ParityError:
+                setattr(self, f"_{variant}_failed", True)
+                raise
+            self.log(f"{variant}: parity max abs {figures['max_abs']:.2e} (<= {self.opts.gates.max_abs:g})")
+            return {"parity": figures}
+        if self._reference is None:
+            self._reference = _Memo(self._encoder(self.work / "fp32", "fp32"))
+        reference = self._reference
+        candidate = self._encoder(directory, variant)
+        figures = validate.check_accuracy(
+            reference, candidate, self.p.sample, self.opts.gates, self.p.task_score, self.opts.eval_task or ""
+        )
+        self.log(f"{variant}: {_accuracy_line(figures)}")
+        return {"accuracy": figures}
+
+    def _session(self, directory: Path) -> Any:
+        from studentpack.runtime import OrtSession
+
+        return OrtSession(
+            directory / "model.onnx",
+            self.tokenizer,
+            device=self.opts.device,
+            threads=self.opts.threads,
+            max_length=self.info.max_length,
+            warmup=False,
+            info=self.info.as_dict(),
+        )
+
+    def _encoder(self, directory: Path, variant: str) -> Any:
+        from studentpack.runtime import OrtEncoder
+
+        session = self._session(directory)
+        session.max_length = min(self.opts.max_length, self.info.max_length)
+        return OrtEncoder(session, variant)
+
+    # ---------------------------------------------------------------- filing
+
+    def _file(self, variant: str, directory: Path, figures: dict[str, Any], failure: GateError | None) -> VariantResult:
+        accepted = failure is None
+        reason = "" if accepted else str(failure)
+        record = self._record(variant, figures, directory / "model.onnx", reason)
+        write_json(directory / "export.json", record)
+        _readable(directory / "export.json")
+        dest = self.tmp / variant if accepted else self.tmp / REJECTED / variant
+        with atomic_dir(dest) as staging:
+            for item in sorted(directory.iterdir()):
+                os.replace(item, staging / item.name)
+        self.log(f"{variant}: {'accepted' if accepted else 'REJECTED: ' + reason} -> {dest.relative_to(self.tmp)}")
+        return VariantResult(variant, accepted, dest, record, reason)
+
+    def _record(self, variant: str, figures: dict[str, Any], model: Path | None = None, reason: str = "") -> dict:
+        record: dict[str, Any] = {
+            "schema": SCHEMA,
+            "variant": variant,
+            "status": "accepted" if not reason else "rejected",
+            "reason": reason or None,
+            **self.info.as_dict(),
+            "source": {
+                "path": str(self.p.source.path),
+                "name": self.p.source.name,
+                "origin": self.p.source.origin,
+                "sha256": self.source_hash,
+            },
+            "exporter": EXPORTER,
+            "opset": _opset(model),
+            "ir_version": _ir_version(model),
+            "target_device": "cuda" if variant == "fp16" or self.opts.device.startswith("cuda") else "cpu",
+            "isa": self._isa() if variant in presets.INT8_VARIANTS else None,
+            "gates": dataclasses.asdict(self.opts.gates),
+            **figures,
+            "corpora": {k: v for k, v in self.p.corpora.items() if k == "sample" or variant == "int8-static"},
+            "file_bytes": model.stat().st_size if model else None,
+            "model_sha256": _sha256(model) if model else None,
+            "versions": self.versions,
+            "machine": machine(),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        return record
+
+    def _isa(self) -> dict[str, Any]:
+        preset = self.p.preset
+        return {
+            "preset": preset.name,
+            "requested": self.opts.isa,
+            "description": preset.description,
+            "reduce_range": preset.reduce_range,
+            "cpu_flags": presets.relevant_flags(self.p.flags),
+        }
+
+
+class _Memo:
+    """The fp32 reference encoder, scored once however many variants are compared with it."""
+
+    def __init__(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self.description = encoder.description
+        self.labels = encoder.labels
+        self.max_length = encoder.max_length
+        self._cache: dict[tuple[str, int, tuple[str, ...]], np.ndarray] = {}
+
+    @property
+    def truncated(self) -> int:
+        return int(self.encoder.truncated)
+
+    def _memo(self, method: str, texts: Any, batch_size: int, progress: bool) -> np.ndarray:
+        key = (method, batch_size, tuple(texts))
+        if key not in self._cache:
+            self._cache[key] = getattr(self.encoder, method)(texts, batch_size=batch_size, progress=progress)
+        return self._cache[key]
+
+    def encode(self, texts: Any, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        return self._memo("encode", texts, batch_size, progress)
+
+    def predict(self, texts: Any, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        return self._memo("predict", texts, batch_size, progress)
+
+
+def _readable(path: Path) -> None:
+    """atomic writes create files 0600; export.json should be as readable as model.onnx beside it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
+
+
+def _gate_key(variant: str) -> str:
+    return "parity" if variant in presets.PARITY_VARIANTS else "accuracy"
+
+
+def _accuracy_line(figures: dict[str, Any]) -> str:
+    if "mean_cosine" in figures:
+        line = f"cosine mean {figures['mean_cosine']:.4f} worst {figures['worst_cosine']:.4f}"
+    else:
+        line = f"label agreement {figures['label_agreement']:.4f}"
+    task = figures.get("task")
+    if task:
+        line += f"; {task['name']} {task['score']:.2f} (fp32 {task['reference']:.2f})"
+    return line
+
+
+def _load(directory: Path) -> Any:
+    import onnx
+
+    return onnx.load(str(directory / "model.onnx"))
+
+
+def _opset(model: Path | None) -> int | None:
+    if model is None:
+        return None
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def _ir_version(model: Path | None) -> int | None:
+    if model is None:
+        return None
+    import onnx
+
+    return int(onnx.load(str(model), load_external_data=False).ir_version)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
