@@ -49,18 +49,34 @@ class TorchEncoder:
         self.labels = labels or []
         self.truncated = 0
 
-    def _tokenize(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        full = self.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+    def tokenize(self, texts: list[str], text_pairs: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Model feeds for a batch (padded to its longest row, cut at max_length); counts truncated rows."""
+        full = self.tokenizer(texts, text_pairs, add_special_tokens=True, truncation=False)["input_ids"]
         self.truncated += sum(len(ids) > self.max_length for ids in full)
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        enc = self.tokenizer(
+            texts, text_pairs, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
+        )
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
     @torch.inference_mode()
-    def _run(self, texts: Sequence[str], batch_size: int, progress: bool, pool: bool) -> np.ndarray:
-        batches = length_sorted_batches(list(texts), batch_size)
+    def _run(
+        self,
+        texts: Sequence[str],
+        batch_size: int,
+        progress: bool,
+        pool: bool,
+        text_pairs: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        if text_pairs is not None and len(text_pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+        # pairs are batched by their joint length; `order` maps back to the input rows either way
+        keys = list(texts) if text_pairs is None else [a + " " + b for a, b in zip(texts, text_pairs, strict=True)]
+        batches = length_sorted_batches(keys, batch_size)
         outputs = []
         for batch in tqdm(batches, disable=not progress, desc="encode", unit="batch", leave=False):
-            feeds = self._tokenize(batch.texts)
+            firsts = [texts[i] for i in batch.order]
+            seconds = None if text_pairs is None else [text_pairs[i] for i in batch.order]
+            feeds = self.tokenize(firsts, seconds)
             out = self.model(**feeds)
             vectors = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"])) if pool else out.logits
             outputs.append(vectors.float().cpu().numpy())
@@ -71,10 +87,18 @@ class TorchEncoder:
             raise UserError(f"{self.description} is a classifier; it has no sentence embeddings")
         return self._run(texts, batch_size, progress, pool=True)
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def predict(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        progress: bool = False,
+        *,
+        text_pairs: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Logits (N, C); `text_pairs` feeds sentence pairs (cross-encoders such as an STS-B regressor)."""
         if not self.labels:
             raise UserError(f"{self.description} is an embedding model, not a classifier")
-        return self._run(texts, batch_size, progress, pool=False)
+        return self._run(texts, batch_size, progress, pool=False, text_pairs=text_pairs)
 
 
 def _model_max_length(model: Any, tokenizer: Any) -> int:

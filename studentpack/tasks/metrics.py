@@ -1,0 +1,40 @@
+"""Task metrics over plain arrays. Values are returned as fractions; reports scale them x100."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from studentpack.pooling import l2_normalize_np
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman rank correlation; NaN when either side is constant (no ranking to compare)."""
+    from scipy.stats import spearmanr
+
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(np.corrcoef(np.asarray(x, np.float64), np.asarray(y, np.float64))[0, 1])
+
+
+def accuracy(predicted: np.ndarray, gold: np.ndarray) -> float:
+    return float(np.mean(np.asarray(predicted) == np.asarray(gold)))
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, D), (N, D) -> (N,): cosine of each row pair (inputs re-normalised, whatever produced them)."""
+    a64 = l2_normalize_np(np.asarray(a, np.float64))
+    b64 = l2_normalize_np(np.asarray(b, np.float64))
+    return np.einsum("nd,nd->n", a64, b64)
+
+
+def pairwise_cosines(e: np.ndarray) -> np.ndarray:
+    """(N, D) -> (N*(N-1)/2,): cosine of every unordered pair of rows, upper triangle in row order."""
+    unit = l2_normalize_np(np.asarray(e, np.float64))
+    sims = unit @ unit.T  # (N, D) @ (D, N) -> (N, N)
+    return sims[np.triu_indices(len(unit), k=1)]
