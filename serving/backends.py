@@ -1,0 +1,196 @@
+"""What the server needs from a model: tokenize texts, run one padded batch, return one row per text.
+
+Two implementations: ONNX variant directories (through `studentpack.runtime`) and, for baselines,
+PyTorch Hugging Face directories (through `studentpack.torch_encoder`). The server never sees
+which one it has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from studentpack.errors import UserError
+
+Kind = Literal["embedding", "classifier"]
+
+
+@dataclass(frozen=True)
+class Tokenized:
+    """Token ids per text, already cut to the model's maximum; `truncated[i]` says whether text i was cut.
+
+    `types` holds token type ids for sentence pairs (None for single texts: all zeros).
+    """
+
+    ids: list[list[int]]
+    truncated: list[bool]
+    types: list[list[int]] | None = None
+
+
+@dataclass
+class ModelInfo:
+    """What clients may learn about a served model (metadata endpoints)."""
+
+    kind: Kind
+    dim: int  # embedding width, or number of labels
+    max_length: int
+    platform: str  # OIP platform string: onnxruntime_onnx | pytorch_torch
+    device: str
+    providers: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    source: str = ""  # the directory it came from (shown to the operator, never chosen by a request)
+
+    @property
+    def output_name(self) -> str:
+        return "embedding" if self.kind == "embedding" else "logits"
+
+
+class Backend(Protocol):
+    info: ModelInfo
+
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Tokenized: ...
+
+    def run(self, ids: Sequence[Sequence[int]], types: Sequence[Sequence[int] | None]) -> np.ndarray:
+        """One batch (token ids, type ids or None per row) -> (B, dim) float32, padded to its own longest row."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class TextTokenizer:
+    """A private copy of a fast tokenizer: truncation at max_length, no padding (batches pad themselves)."""
+
+    def __init__(self, hf_tokenizer: Any, max_length: int) -> None:
+        backend = getattr(hf_tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise UserError("the model's tokenizer has no fast (tokenizers) implementation; serving needs one")
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_str(backend.to_str())  # a copy: the model's own object stays untouched
+        self._tok.no_padding()
+        self._tok.enable_truncation(max_length=max_length)
+        pad_id = getattr(hf_tokenizer, "pad_token_id", None)
+        self.pad_id = int(pad_id) if pad_id is not None else 0
+
+    def __call__(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Tokenized:
+        """Same ids as the HF tokenizer with truncation=True (longest_first for pairs), max_length."""
+        if pairs is None:
+            encodings = self._tok.encode_batch(list(texts))
+            return Tokenized([e.ids for e in encodings], [bool(e.overflowing) for e in encodings])
+        encodings = self._tok.encode_batch(list(zip(texts, pairs, strict=True)))
+        truncated = [bool(e.overflowing) for e in encodings]
+        return Tokenized([e.ids for e in encodings], truncated, [e.type_ids for e in encodings])
+
+
+@dataclass(frozen=True)
+class Feeds:
+    """One padded batch: input_ids, attention_mask and token_type_ids, each (B, T) int64."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    token_type_ids: np.ndarray
+
+
+def pad_batch(ids: Sequence[Sequence[int]], types: Sequence[Sequence[int] | None], pad_id: int) -> Feeds:
+    """Ragged rows -> (B, T) arrays, T = the longest row of this batch (not the model maximum)."""
+    longest = max(len(row) for row in ids)
+    input_ids = np.full((len(ids), longest), pad_id, dtype=np.int64)  # (B, T)
+    mask = np.zeros((len(ids), longest), dtype=np.int64)  # (B, T)
+    type_ids = np.zeros((len(ids), longest), dtype=np.int64)  # (B, T)
+    for i, row in enumerate(ids):
+        input_ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+        row_types = types[i]
+        if row_types is not None:
+            type_ids[i, : len(row_types)] = row_types
+    return Feeds(input_ids, mask, type_ids)
+
+
+class TorchBackend:
+    """A PyTorch HF directory (baselines): masked mean + L2 for encoders, logits for classifiers."""
+
+    def __init__(self, path: Path, device: str, max_length: int, threads: int) -> None:
+        import torch
+
+        from studentpack.torch_encoder import open_torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        self._encoder = open_torch(path, device=device, max_length=max_length)
+        self._tokenizer = TextTokenizer(self._encoder.tokenizer, self._encoder.max_length)
+        labels = list(self._encoder.labels)
+        config = self._encoder.model.config
+        self.info = ModelInfo(
+            kind="classifier" if labels else "embedding",
+            dim=len(labels) if labels else int(config.hidden_size),
+            max_length=self._encoder.max_length,
+            platform="pytorch_torch",
+            device=str(self._encoder.device),
+            providers=[f"torch:{self._encoder.device.type}"],
+            labels=labels,
+            source=str(path),
+        )
+        warm = self.tokenize(["warm up"])
+        self.run(warm.ids, [None])
+
+    def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Tokenized:
+        return self._tokenizer(texts, pairs)
+
+    def run(self, ids: Sequence[Sequence[int]], types: Sequence[Sequence[int] | None]) -> np.ndarray:
+        import torch
+
+        from studentpack.pooling import l2_normalize, mean_pool
+
+        batch = pad_batch(ids, types, self._tokenizer.pad_id)
+        device = self._encoder.device
+        feeds = {
+            "input_ids": torch.from_numpy(batch.input_ids).to(device),
+            "attention_mask": torch.from_numpy(batch.attention_mask).to(device),
+            "token_type_ids": torch.from_numpy(batch.token_type_ids).to(device),
+        }
+        with torch.inference_mode():
+            out = self._encoder.model(**feeds)
+            if self.info.kind == "classifier":
+                rows = out.logits  # (B, C)
+            else:
+                rows = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"]))  # (B, T, H) -> (B, H)
+            return rows.float().cpu().numpy()
+
+    def close(self) -> None:
+        pass
+
+
+def is_onnx_dir(path: Path) -> bool:
+    return (path / "model.onnx").is_file()
+
+
+def check_model_dir(path: Path) -> None:
+    """Cheap checks before anything heavy is imported: a directory holding an ONNX variant or an HF model."""
+    if not path.exists():
+        raise UserError(f"model not found: {path}")
+    if not path.is_dir():
+        raise UserError(f"{path} is a file; give a model directory (an exported variant or a Hugging Face dir)")
+    if not is_onnx_dir(path) and not (path / "config.json").is_file():
+        raise UserError(f"{path} is neither an exported ONNX variant (model.onnx) nor a Hugging Face model dir")
+    if is_onnx_dir(path) and (path / "export.json").is_file():
+        try:
+            json.loads((path / "export.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{path}/export.json does not parse: {exc}") from exc
+
+
+def load_backend(path: Path, device: str = "cpu", max_length: int = 128, threads: int = 0) -> Backend:
+    """Open a model directory for serving; CUDA that is not really used is an error, never a CPU fallback."""
+    check_model_dir(path)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if is_onnx_dir(path):
+        from serving.onnx_backend import OnnxBackend
+
+        return OnnxBackend(path, device=device, max_length=max_length, threads=threads)
+    return TorchBackend(path, device=device, max_length=max_length, threads=threads)
