@@ -196,3 +196,16 @@ def test_cuda_without_a_gpu_fails_loudly(
         pytest.skip("this machine has a GPU; the guard is for machines without one")
     rc = distill(tiny_bert_dir, corpus, tmp_path / "out", "--device", "cuda")
     _one_line_error(capsys, rc, "no CUDA device")
+
+
+@pytest.mark.parametrize("method", ["mha", "hs", "od"])
+def test_roberta_family_teacher(method: str, corpus: Path, tmp_path: Path) -> None:
+    from transformers import AutoModel
+
+    from tests.tiny import save_roberta_dir
+
+    teacher = save_roberta_dir(tmp_path / "roberta")
+    out = tmp_path / "run"
+    assert distill(teacher, corpus, out, "--method", method, "--student-layers", "1", "--fit-head-steps", "3") == 0
+    student = AutoModel.from_pretrained(str(out / "student"))
+    assert type(student).__name__ == "RobertaModel" and student.config.num_hidden_layers == 1

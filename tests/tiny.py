@@ -68,3 +68,23 @@ def save_bert_dir(path: Path, **kwargs: int) -> Path:
     model.save_pretrained(str(path))
     make_tokenizer(kwargs.get("max_positions", 64)).save_pretrained(str(path))
     return path
+
+
+def save_roberta_dir(path: Path, layers: int = 2, hidden: int = 32, heads: int = 4) -> Path:
+    """A tiny RoBERTa-architecture encoder (our small WordPiece vocabulary; pad id 0 to match it)."""
+    from transformers import RobertaConfig, RobertaModel
+
+    torch.manual_seed(0)
+    config = RobertaConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=66,
+        pad_token_id=0,
+        architectures=["RobertaModel"],
+    )
+    RobertaModel(config).save_pretrained(str(path))
+    make_tokenizer(64).save_pretrained(str(path))
+    return path

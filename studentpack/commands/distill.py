@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ examples:
   studentpack distill --method od --student-layers 4 --student-hidden 256 --out runs/od-l4h256
   studentpack distill --resume runs/mha-l3          # continue an interrupted run
   studentpack distill --config run.yaml --set lr=2e-4 --set student.layers=4
-  accelerate launch --num_processes 2 -m studentpack distill ...   # several GPUs or processes
+  torchrun --nproc_per_node 2 -m studentpack distill ...     # several processes (or accelerate launch)
 """
 
 # flag -> config key; flags left unset do not override the config file
@@ -213,6 +214,8 @@ def run(args: argparse.Namespace) -> int:
     from studentpack.distill.plan import make_plan
 
     plan = make_plan(config)  # every cheap check, before loading any model
+    if plan.relation_note not in ("", "default 48", "requested"):
+        print(f"studentpack distill: note: relation heads: {plan.relation_note}", file=sys.stderr)
     if not args.resume:
         out = args.out or Path("runs") / f"{plan.config.method}-l{plan.shape.layers}" / ""
         run_dir = RunDir(Path(out))
