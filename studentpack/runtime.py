@@ -7,6 +7,7 @@ Two layers, both small:
 
       session = OrtSession.open("runs/x/onnx/int8-dynamic", device="cpu", threads=2)
       feeds = session.tokenize(["a sentence", "another one"])   # {"input_ids": (B, T) int64, ...}
+      feeds = session.tokenize(["a premise"], ["a hypothesis"])  # sentence pairs (cross-encoders)
       out = session.run(feeds)                                  # {"token_embeddings": (B, T, H),
                                                                 #  "sentence_embedding": (B, H)}
       out = session.run_texts(["a sentence"], ["sentence_embedding"])
@@ -160,13 +161,16 @@ class OrtSession:
             return str(kind)
         return "classifier" if "logits" in self.output_names else "embedding"
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Texts -> padded feeds (B, T) for this graph's inputs, truncated at `max_length`."""
+    def tokenize(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Texts (or sentence pairs) -> padded feeds (B, T) for this graph's inputs, cut at `max_length`."""
         if not texts:
             raise UserError("no texts to encode")
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length)
+        if text_pairs is not None and len(text_pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+        pairs = None if text_pairs is None else list(text_pairs)
+        enc = self.tokenizer(list(texts), pairs, padding=True, truncation=True, max_length=self.max_length)
         lengths = [int(sum(mask)) for mask in enc["attention_mask"]]  # real tokens per row
-        self.truncated += self._count_truncated(texts, lengths)
+        self.truncated += self._count_truncated(texts, pairs, lengths)
         feeds: dict[str, np.ndarray] = {}
         for name in self.input_names:
             if name in enc:
@@ -177,12 +181,13 @@ class OrtSession:
                 raise UserError(f"{self.path} needs input {name!r}, which the tokenizer does not produce")
         return feeds
 
-    def _count_truncated(self, texts: Sequence[str], lengths: list[int]) -> int:
+    def _count_truncated(self, texts: Sequence[str], pairs: list[str] | None, lengths: list[int]) -> int:
         """Texts longer than max_length: only rows that reached max_length can have been cut."""
         full = [i for i, n in enumerate(lengths) if n >= self.max_length]
         if not full:
             return 0
-        untruncated = self.tokenizer([texts[i] for i in full], truncation=False)["input_ids"]
+        seconds = None if pairs is None else [pairs[i] for i in full]
+        untruncated = self.tokenizer([texts[i] for i in full], seconds, truncation=False)["input_ids"]
         return sum(len(ids) > self.max_length for ids in untruncated)
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
@@ -226,13 +231,26 @@ class OrtEncoder:
         mask = feeds["attention_mask"][..., None].astype(states.dtype)  # (B, T, 1)
         return l2_normalize_np((states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9))  # (B, H)
 
-    def _run(self, texts: Sequence[str], batch_size: int, progress: bool, pool: bool) -> np.ndarray:
+    def _run(
+        self,
+        texts: Sequence[str],
+        batch_size: int,
+        progress: bool,
+        pool: bool,
+        text_pairs: Sequence[str] | None = None,
+    ) -> np.ndarray:
         from tqdm.auto import tqdm
 
-        batches = length_sorted_batches(list(texts), batch_size)
+        if text_pairs is not None and len(text_pairs) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+        # pairs are batched by their joint length; `order` maps back to the input rows either way
+        keys = list(texts) if text_pairs is None else [a + " " + b for a, b in zip(texts, text_pairs, strict=True)]
+        batches = length_sorted_batches(keys, batch_size)
         outputs = []
         for batch in tqdm(batches, disable=not progress, desc="encode", unit="batch", leave=False):
-            feeds = self.session.tokenize(batch.texts)
+            firsts = [texts[i] for i in batch.order]
+            seconds = None if text_pairs is None else [text_pairs[i] for i in batch.order]
+            feeds = self.session.tokenize(firsts, seconds)
             values = self._embed(feeds) if pool else self.session.run(feeds, ["logits"])["logits"]
             outputs.append(np.asarray(values, dtype=np.float32))
         return scatter_rows(batches, outputs, len(texts))
@@ -242,10 +260,18 @@ class OrtEncoder:
             raise UserError(f"{self.description} is a classifier; it has no sentence embeddings")
         return self._run(texts, batch_size, progress, pool=True)
 
-    def predict(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+    def predict(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        progress: bool = False,
+        *,
+        text_pairs: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Logits (N, C); `text_pairs` feeds sentence pairs (cross-encoders such as an STS-B regressor)."""
         if not self.labels:
             raise UserError(f"{self.description} is an embedding model, not a classifier")
-        return self._run(texts, batch_size, progress, pool=False)
+        return self._run(texts, batch_size, progress, pool=False, text_pairs=text_pairs)
 
 
 def open_onnx(

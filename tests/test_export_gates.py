@@ -182,3 +182,12 @@ def test_parity_failure_rejects_the_derived_variants_too(tiny_bert_dir: Path, tm
     assert "max abs difference" in results[0].reason
     assert "failed parity" in results[1].reason
     assert sorted(p.name for p in (out / "rejected").iterdir()) == ["fp32", "int8-dynamic"]
+
+
+def test_accuracy_gate_regression_head_uses_correlation() -> None:
+    rng = np.random.default_rng(1)
+    scores = rng.normal(size=(50, 1))
+    figures = check_accuracy(_Fake(scores, ["score"]), _Fake(scores + 0.01, ["score"]), ["t"] * 50, Gates())
+    assert figures["pearson"] == pytest.approx(1.0) and "label_agreement" not in figures
+    with pytest.raises(AccuracyError, match="output correlation"):
+        check_accuracy(_Fake(scores, ["score"]), _Fake(rng.normal(size=(50, 1)), ["score"]), ["t"] * 50, Gates())

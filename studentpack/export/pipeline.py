@@ -505,23 +505,27 @@ class _Memo:
         self.description = encoder.description
         self.labels = encoder.labels
         self.max_length = encoder.max_length
-        self._cache: dict[tuple[str, int, tuple[str, ...]], np.ndarray] = {}
+        self._cache: dict[tuple[Any, ...], np.ndarray] = {}
 
     @property
     def truncated(self) -> int:
         return int(self.encoder.truncated)
 
-    def _memo(self, method: str, texts: Any, batch_size: int, progress: bool) -> np.ndarray:
-        key = (method, batch_size, tuple(texts))
+    def encode(self, texts: Any, batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        key = ("encode", batch_size, tuple(texts))
         if key not in self._cache:
-            self._cache[key] = getattr(self.encoder, method)(texts, batch_size=batch_size, progress=progress)
+            self._cache[key] = self.encoder.encode(texts, batch_size=batch_size, progress=progress)
         return self._cache[key]
 
-    def encode(self, texts: Any, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        return self._memo("encode", texts, batch_size, progress)
-
-    def predict(self, texts: Any, batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        return self._memo("predict", texts, batch_size, progress)
+    def predict(
+        self, texts: Any, batch_size: int = 32, progress: bool = False, *, text_pairs: Any = None
+    ) -> np.ndarray:
+        key = ("predict", batch_size, tuple(texts), None if text_pairs is None else tuple(text_pairs))
+        if key not in self._cache:
+            self._cache[key] = self.encoder.predict(
+                texts, batch_size=batch_size, progress=progress, text_pairs=text_pairs
+            )
+        return self._cache[key]
 
 
 def _readable(path: Path) -> None:
@@ -538,6 +542,8 @@ def _gate_key(variant: str) -> str:
 def _accuracy_line(figures: dict[str, Any]) -> str:
     if "mean_cosine" in figures:
         line = f"cosine mean {figures['mean_cosine']:.4f} worst {figures['worst_cosine']:.4f}"
+    elif "pearson" in figures:
+        line = f"output correlation {figures['pearson']:.4f}"
     else:
         line = f"label agreement {figures['label_agreement']:.4f}"
     task = figures.get("task")

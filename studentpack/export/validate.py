@@ -4,8 +4,9 @@
   batches of mixed lengths at several batch sizes and sequence lengths (1 and the model maximum
   included); max abs difference on real (non-padding) tokens. Typed errors say which step failed.
 - Accuracy (int8, fp16): against the fp32 graph through the encode protocol, on held-out text:
-  sentence cosine (mean and worst) for embedding models, label agreement for classifiers, and
-  optionally a task metric (e.g. STS-B Spearman x100) delta.
+  sentence cosine (mean and worst) for embedding models, label agreement for classifiers, Pearson
+  correlation of the outputs (against the mean-cosine threshold) for 1-output regression heads,
+  and optionally a task metric (e.g. STS-B Spearman x100) delta.
 """
 
 from __future__ import annotations
@@ -166,7 +167,13 @@ def check_accuracy(
     """Compare two encoders (encode protocol) on `texts`; returns the figures or raises AccuracyError."""
     figures: dict[str, Any] = {"reference": reference.description, "texts": len(texts)}
     failures = []
-    if reference.labels:
+    if len(reference.labels) == 1:  # a regression head (e.g. STS-B cross-encoder): argmax means nothing
+        want, got = reference.predict(texts)[:, 0], candidate.predict(texts)[:, 0]
+        r = float(np.corrcoef(want, got)[0, 1]) if want.std() > 0 and got.std() > 0 else float(np.allclose(want, got))
+        figures.update(pearson=r, max_abs_output=float(np.abs(want - got).max()), min_pearson=gates.min_mean_cosine)
+        if not r >= gates.min_mean_cosine:
+            failures.append(f"output correlation {r:.4f} < {gates.min_mean_cosine}")
+    elif reference.labels:
         want, got = reference.predict(texts), candidate.predict(texts)
         agreement = float((want.argmax(axis=1) == got.argmax(axis=1)).mean())
         figures.update(
