@@ -1,9 +1,10 @@
 """Export benchmark: PyTorch eager vs ONNX fp32, fused and INT8 (dynamic), plus the machine's INT8 GEMM floor.
 
-One run, same machine, same threads, for the packaged teacher (all-MiniLM-L6-v2, 6 layers) and a
-3-layer student sliced from it (teacher layers 1, 3, 5). Inputs are real text, every row exactly
-`--seq` real tokens (no padding). The ONNX variants are produced by `export_variants` (so they
-passed their gates). Figures: median and p90 latency per batch, speed-ups over eager, sizes.
+One run, same machine, same threads (engines timed round-robin), for the packaged teacher
+(all-MiniLM-L6-v2, 6 layers) and a 3-layer student sliced from it (teacher layers 1, 3, 5).
+Inputs are real text, every row exactly `--seq` real tokens (no padding). The ONNX variants are
+produced by `export_variants` (so they passed their gates). Figures: median, p90 and min latency
+per batch, speed-ups over eager, sizes.
 
 INT8 GEMM floor: the model's weight GEMMs (QKV, attention output, FFN in, FFN out per layer; M =
 batch x seq rows) run alone as dynamic-INT8 MatMuls through onnxruntime (the same
@@ -110,21 +111,38 @@ def inputs(tokenizer: Any, batch: int, seq: int, input_names: list[str]) -> dict
 # ------------------------------------------------------------------------------------------- timing
 
 
-def measure(fn: Callable[[], Any], repeats: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
+def summarise(times: list[float]) -> dict[str, float]:
+    times = sorted(times)
     return {
         "median_ms": round(statistics.median(times), 3),
         "p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3),
         "min_ms": round(times[0], 3),
         "runs": len(times),
     }
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+def measure(fn: Callable[[], Any], repeats: int, warmup: int) -> dict[str, float]:
+    for _ in range(warmup):
+        fn()
+    return summarise([_timed(fn) for _ in range(repeats)])
+
+
+def measure_interleaved(runners: dict[str, Callable[[], Any]], repeats: int, warmup: int) -> dict[str, Any]:
+    """Round-robin over the engines, so a disturbance (another process) hits all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(warmup):
+        for fn in runners.values():
+            fn()
+    for _ in range(repeats):
+        for name, fn in runners.items():
+            times[name].append(_timed(fn))
+    return {name: summarise(values) for name, values in times.items()}
 
 
 def eager_runner(model_dir: Path, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
@@ -228,10 +246,10 @@ def bench_model(name: str, model_dir: Path, onnx_dir: Path, args: argparse.Names
     for batch in [int(b) for b in args.batches.split(",")]:
         feeds = inputs(tokenizer, batch, args.seq, ["input_ids", "attention_mask", "token_type_ids"])
         repeats = args.repeats if batch <= 8 else max(3, args.repeats // 2)
-        rows: dict[str, Any] = {}
-        rows["eager"] = measure(eager_runner(model_dir, feeds), repeats, args.warmup)
+        runners = {"eager": eager_runner(model_dir, feeds)}
         for engine, variant in VARIANT_OF.items():
-            rows[engine] = measure(onnx_runner(onnx_dir / variant, feeds, args.threads), repeats, args.warmup)
+            runners[engine] = onnx_runner(onnx_dir / variant, feeds, args.threads)
+        rows: dict[str, Any] = measure_interleaved(runners, repeats, args.warmup)
         eager = rows["eager"]["median_ms"]
         speedup = {engine: round(eager / rows[engine]["median_ms"], 2) for engine in ENGINES[1:]}
         floor = gemm_floor(config, batch, args.seq, work, args.threads, repeats, args.warmup)
