@@ -22,12 +22,22 @@ def _tmp_sibling(final: Path) -> Path:
     return final.parent / f".{final.name}{TMP_MARK}{os.getpid()}"
 
 
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file atomically: temp file in the same directory, fsync, rename."""
+    """Write a file atomically: temp file in the same directory, fsync, rename.
+
+    The file gets the mode a plain open() would give it (mkstemp's temp files are owner-only).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=path.parent)
     try:
+        os.fchmod(fd, _default_file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

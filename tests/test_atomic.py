@@ -47,3 +47,11 @@ def test_write_json_is_complete_or_absent(tmp_path: Path) -> None:
         atomic.write_bytes(path, "not bytes")  # type: ignore[arg-type]
     assert json.loads(path.read_text()) == {"a": 1}
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_files_get_the_normal_mode(tmp_path: Path) -> None:
+    import os
+
+    atomic.write_text(tmp_path / "a.txt", "a")
+    (tmp_path / "b.txt").write_text("b")
+    assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode

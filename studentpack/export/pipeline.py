@@ -449,7 +449,6 @@ class _Builder:
         reason = "" if accepted else str(failure)
         record = self._record(variant, figures, directory / "model.onnx", reason)
         write_json(directory / "export.json", record)
-        _readable(directory / "export.json")
         dest = self.tmp / variant if accepted else self.tmp / REJECTED / variant
         with atomic_dir(dest) as staging:
             for item in sorted(directory.iterdir()):
@@ -526,13 +525,6 @@ class _Memo:
                 texts, batch_size=batch_size, progress=progress, text_pairs=text_pairs
             )
         return self._cache[key]
-
-
-def _readable(path: Path) -> None:
-    """atomic writes create files 0600; export.json should be as readable as model.onnx beside it."""
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o666 & ~umask)
 
 
 def _gate_key(variant: str) -> str:
