@@ -123,7 +123,7 @@ class Batcher:
         self._jobs.clear()
         self._queued = 0
         self.metrics.queue_depth.labels(self.name).set(0)
-        self._executor.shutdown(wait=True)
+        await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)  # a running batch ends
         self.backend.close()
 
     async def submit(
@@ -184,6 +184,10 @@ class Batcher:
             self.metrics.running.labels(self.name).set(1)
             try:
                 rows = await loop.run_in_executor(self._executor, self.backend.run, batch.ids, batch.types)
+            except asyncio.CancelledError:  # stopped mid-batch: its requests are answered, not left waiting
+                for job, _, _ in batch.parts:
+                    _fail(job, ShuttingDown())
+                raise
             except Exception as exc:  # a model failure fails its batch, never the server
                 for job, _, _ in batch.parts:
                     _fail(job, exc)

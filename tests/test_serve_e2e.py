@@ -3,7 +3,6 @@ concurrency, overload, SIGTERM draining and CLI errors."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -98,18 +97,12 @@ def cli(*args: str) -> list[str]:
 
 
 def export_variant(src: Path, out: Path) -> Path:
-    """An fp32 variant directory made with the export code (model.onnx, tokenizer, export.json)."""
-    export_onnx = pytest.importorskip("studentpack.export.onnx")
-    from studentpack import adapter
-    from studentpack.sources import read_model_config
-
-    out.mkdir(parents=True)
-    tokenizer = adapter.load_tokenizer(src)
-    info = export_onnx.describe(read_model_config(src), tokenizer)
-    export_onnx.export_fp32(export_onnx.load_graph_module(src, info), info, out / "model.onnx")
-    tokenizer.save_pretrained(str(out))
-    (out / "export.json").write_text(json.dumps({"variant": "fp32", **info.as_dict()}))
-    return out
+    """An fp32 variant directory made by the export pipeline (model.onnx, tokenizer, export.json)."""
+    pipeline = pytest.importorskip("studentpack.export.pipeline")
+    options = pipeline.ExportOptions(model=str(src), out=str(out), variants=("fp32",), threads=1)
+    (result,) = pipeline.export_variants(options, log=lambda line: None)
+    assert result.accepted, result.reason
+    return Path(result.path)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +111,7 @@ def dirs(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return {
         "tiny": tiny_bert_dir,
         "cls": save_classifier_dir(root / "cls"),
-        "onnx": export_variant(tiny_bert_dir, root / "onnx" / "fp32"),
+        "onnx": export_variant(tiny_bert_dir, root / "onnx"),
     }
 
 
@@ -300,6 +293,28 @@ def test_cli_refuses_cuda_without_a_gpu(dirs: dict[str, Path]) -> None:
         done = _run_cli(str(path), "--device", "cuda", "--port", "0")
         assert done.returncode == 2 and "error:" in done.stderr and "CUDA" in done.stderr, done.stderr
         assert "listening" not in done.stderr
+
+
+def test_a_model_that_fails_to_load_stops_the_server_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "gpt"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"model_type": "gpt2"}')
+    done = _run_cli(str(bad), "--port", "0")
+    assert done.returncode == 2, done.stderr
+    assert "listening on" in done.stderr and "error: model gpt:" in done.stderr and "gpt2" in done.stderr
+
+
+@pytest.mark.gpu
+def test_cuda_serving_uses_the_cuda_provider(dirs: dict[str, Path], reference: dict[str, Any]) -> None:
+    server = start(cli(f"onnx={dirs['onnx']}", "--device", "cuda", "--port", "0", "--log-level", "warning"))
+    try:
+        meta = httpx.get(f"{server.url}/v2/models/onnx", timeout=30).json()
+        assert meta["parameters"]["providers"][0] == "CUDAExecutionProvider"
+        response = httpx.post(f"{server.url}/v1/embeddings", json={"model": "onnx", "input": SENTENCES}, timeout=60)
+        got = np.asarray([d["embedding"] for d in response.json()["data"]], dtype=np.float32)
+        np.testing.assert_allclose(got, reference["onnx"].encode(SENTENCES), atol=1e-4)
+    finally:
+        assert server.stop() == 0
 
 
 def test_model_names_from_directories(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--max-length": ("max_length", int, "tokens per text, capped at the model's maximum (default 128)"),
     "--max-batch": ("max_batch", int, "texts per batch (default 32)"),
     "--max-batch-tokens": ("max_batch_tokens", int, "padded tokens per batch (default max-batch x max-length)"),
-    "--max-wait-ms": ("max_wait_ms", float, "longest wait for a batch to fill (default 5)"),
+    "--max-wait-ms": ("max_wait_ms", float, "longest wait for companions under concurrent load (default 5)"),
     "--max-queue": ("max_queue", int, "queued texts per model before 503 (default 1024)"),
     "--max-inputs": ("max_inputs", int, "texts per request (default 256)"),
     "--max-body-bytes": ("max_body_bytes", int, "request body limit (default 2 MiB)"),
@@ -156,6 +156,10 @@ def run(args: argparse.Namespace) -> int:
         name: functools.partial(load_backend, path, config.device, config.max_length, config.threads)
         for name, path in models.items()
     }
+    if api_key is None and config.host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("studentpack.serve").warning(
+            "listening on %s without an API key: anyone who can reach this port can use the models", config.host
+        )
     app = create_app(loaders, config, api_key=api_key)
     sock = bind(config.host, config.port)
     serve(app, config, sock)
