@@ -304,3 +304,9 @@ def save_pretrained(model: HFModel, tokenizer: Any, directory: Path) -> None:
     """Write a standard Hugging Face directory (config, model.safetensors, tokenizer files)."""
     model.save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
+
+
+def head_output_layer(model: HFModel) -> nn.Linear:
+    """The last linear layer of a sequence-classification head (BERT: classifier; RoBERTa: classifier.out_proj)."""
+    head = model.classifier
+    return getattr(head, "out_proj", head)

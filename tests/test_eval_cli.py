@@ -203,7 +203,8 @@ def test_sst2_finetune_saves_a_reproducible_classifier(
     model = AutoModelForSequenceClassification.from_pretrained(str(out))
     assert model.config.id2label == {0: "negative", 1: "positive"}
     manifest = json.loads((out / "studentpack.json").read_text())
-    assert manifest["task"] == "sst2" and manifest["eval"]["value"] == first["value"]
+    assert manifest["format"] == "studentpack.finetune/1" and manifest["task"] == "sst2"
+    assert manifest["eval"]["value"] == first["value"]
     # the saved directory scores the same through open_model (predict mode is the default for classifiers)
     again = run_json(capsys, str(out), "--task", "sst2", "--data", str(sst2_data), "--no-save")
     assert again["mode"] == "predict" and again["value"] == first["value"]

@@ -110,3 +110,15 @@ def test_agreement_across_widths_ranks_but_has_no_cosine() -> None:
 def test_pairwise_cosines_order() -> None:
     e = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     np.testing.assert_allclose(metrics.pairwise_cosines(e), [0.0, math.sqrt(0.5), math.sqrt(0.5)])
+
+
+def test_regression_head_starts_at_the_mean_target(tiny_bert_dir) -> None:
+    from studentpack import adapter
+    from studentpack.tasks import finetune
+
+    model = finetune.build(tiny_bert_dir, ["similarity"], "cpu", 32, seed=0)
+    targets = np.array([1.0, 2.0, 4.5, 4.5])
+    settings = finetune.TrainSettings(epochs=1, lr=1e-12, batch_size=4, warmup=0.0)
+    log = finetune.train(model, ["a", "b", "c", "d"], targets, settings, text_pairs=["e", "f", "g", "h"])
+    assert float(adapter.head_output_layer(model.model).bias.detach()[0]) == pytest.approx(3.0, abs=1e-6)
+    assert log.steps == 1 and log.first_loss < np.mean((targets - 0.0) ** 2) / 2  # near the variance, not mean^2

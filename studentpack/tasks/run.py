@@ -339,6 +339,7 @@ def _save_finetuned(model: Any, ref: ModelRef, model_dir: Path, cfg: EvalConfig,
     from studentpack.provenance import package_versions
 
     manifest = {
+        "format": "studentpack.finetune/1",
         "kind": "finetuned",
         "task": cfg.task,
         "labels": model.labels,
