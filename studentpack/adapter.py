@@ -199,7 +199,7 @@ def run_encoder(
             out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
     triples = {layer: (q, k, v) for layer, (q, k, v) in qkv.items()}
     if qkv_only_top:
-        triples[top] = tuple(m(out.last_hidden_state) for m in _qkv_modules(model, top))  # type: ignore[assignment]
+        triples[top] = tuple(m(out.last_hidden_state) for m in _qkv_modules(model, top))
     hidden = {i: out.hidden_states[i] for i in request.hidden_layers} if want_hidden else {}
     return Features(attention_mask=attention_mask, hidden=hidden, qkv=triples), out.last_hidden_state
 
