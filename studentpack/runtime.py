@@ -98,8 +98,13 @@ class OrtSession:
         max_length: int = DEFAULT_MAX_LENGTH,
         warmup: bool = True,
         info: dict[str, Any] | None = None,
+        spinning: bool = True,
     ) -> None:
         """`threads`: intra-op threads (None: onnxruntime's default, one per core).
+
+        `spinning=False` stops idle intra-op threads from busy-waiting for the next run: slower to
+        start each run by a little, but they no longer take cores from other threads between runs
+        (a server's event loop, a co-located client, other sessions on a small machine).
 
         `max_length` is capped at the model's own limit (`info["max_length"]`) when known.
         """
@@ -116,6 +121,8 @@ class OrtSession:
                 raise UserError(f"threads must be >= 0, got {threads}")
             options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=session_providers(device))
@@ -142,6 +149,7 @@ class OrtSession:
         threads: int | None = None,
         max_length: int = DEFAULT_MAX_LENGTH,
         warmup: bool = True,
+        spinning: bool = True,
     ) -> OrtSession:
         """A session over a variant directory (model.onnx + tokenizer files + export.json)."""
         from studentpack import adapter
@@ -151,7 +159,7 @@ class OrtSession:
             raise UserError(f"{path} is not an exported variant: it has no {MODEL_FILE}")
         tokenizer = adapter.load_tokenizer(path)
         info = read_export_info(path)
-        return cls(path / MODEL_FILE, tokenizer, device, threads, max_length, warmup, info)
+        return cls(path / MODEL_FILE, tokenizer, device, threads, max_length, warmup, info, spinning)
 
     @property
     def kind(self) -> str:
