@@ -15,6 +15,11 @@ a shared machine hit both sides alike:
    text per request, the server batching them with --max-batch 32). `throughput_ratio` = served
    texts/s / in-process texts/s (aim: >= 0.85). The mean served batch size is read from /metrics.
 
+Spinning: both sides run onnxruntime with idle intra-op threads parked, not busy-waiting (the
+server's default; --spin turns it on for both). On the 2-core development machine, spinning
+threads of one process took the cores the other needed: served-minus-in-process p50 was about
+5 ms with spinning against about 1 ms without, and in-process latency itself was lower without.
+
 Texts: sentences from the embedded corpus (every CPython ships it), 8-40 words, the same pool in
 the same order everywhere. The model is an exported variant directory (--model), or by default
 the packaged teacher exported to --variant under --work (reused when present).
@@ -60,6 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variant", default="int8-dynamic", help="variant to export when --model is not given")
     parser.add_argument("--work", type=Path, default=Path("/tmp/studentpack-bench-serve"), help="export cache")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads, both sides")
+    parser.add_argument("--spin", action="store_true", help="let idle onnxruntime threads busy-wait, both sides")
     parser.add_argument("--texts", type=int, default=512, help="size of the text pool")
     parser.add_argument("--requests", type=int, default=400, help="timed requests at concurrency 1")
     parser.add_argument("--warmup", type=int, default=30, help="untimed requests before each measurement")
@@ -139,7 +145,7 @@ class ServerProcess:
             sys.executable, "-m", "studentpack", "serve", f"{MODEL_NAME}={model}", "--port", "0",
             "--threads", str(args.threads), "--max-batch", str(args.concurrency),
             "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(max(1024, 4 * args.concurrency)),
-            "--log-level", "warning",
+            "--log-level", "warning", *(["--spin"] if args.spin else []),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         assert self.process.stderr is not None
@@ -396,9 +402,9 @@ def main(argv: list[str] | None = None) -> None:
     texts = text_pool(args.texts)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     machine_facts = facts(args, model)
-    session = OrtSession.open(model, threads=args.threads)
+    session = OrtSession.open(model, threads=args.threads, spinning=args.spin)
     output = "sentence_embedding" if "sentence_embedding" in session.output_names else session.output_names[0]
-    backend = OnnxBackend(model, device="cpu", max_length=session.max_length, threads=args.threads)
+    backend = OnnxBackend(model, device="cpu", max_length=session.max_length, threads=args.threads, spin=args.spin)
     server = ServerProcess(model, args)
     try:
         print("latency at concurrency 1 ...", file=sys.stderr)
@@ -415,6 +421,7 @@ def main(argv: list[str] | None = None) -> None:
         "note": args.note,
         "settings": {
             "threads": args.threads,
+            "spinning": args.spin,
             "texts": len(texts),
             "mean_words": statistics.mean(len(t.split()) for t in texts),
             "max_length": session.max_length,

@@ -7,6 +7,7 @@ only those names exist, and nothing in a request ever reaches a file path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -92,8 +93,7 @@ class Server:
             finally:
                 metrics.inflight.dec()
             elapsed = time.perf_counter() - start
-            metrics.requests.labels(call.model, name, str(response.status_code)).inc()
-            metrics.request_seconds.labels(call.model, name).observe(elapsed)
+            metrics.request_done(call.model, name, response.status_code, elapsed)
             return response
 
         return wrapped
@@ -160,25 +160,27 @@ class Server:
             ) from None
         except ShuttingDown:
             raise ApiError(503, "the server is shutting down", "shutting_down", RETRY_AFTER) from None
-        self.metrics.texts.labels(slot.name).inc(len(texts))
+        series = self.metrics.model(slot.name)
+        series.texts.inc(len(texts))
         if cut:
-            self.metrics.truncated.labels(slot.name).inc(len(cut))
+            series.truncated.inc(len(cut))
         tokens = sum(map(len, tokenized.ids))
         return Served(result.rows, tokens, len(cut), result)
 
-    async def encode(self, obj: Any, served: Served, start: float, extra: dict[str, str] | None = None) -> Response:
+    async def respond(
+        self, build: Callable[[], bytes], served: Served, start: float, media_type: str = responses.JSON
+    ) -> Response:
+        """The body (built in a worker thread when large), with timing headers."""
         if served.rows.size > OFFLOAD_FLOATS:
-            body = await asyncio.get_running_loop().run_in_executor(None, responses.dumps, obj)
+            body = await asyncio.get_running_loop().run_in_executor(None, build)
         else:
-            body = responses.dumps(obj)
+            body = build()
         headers = responses.timing_headers(
             served.result.queue_s, served.result.inference_s, time.perf_counter() - start
         )
         if served.truncated:
             headers["X-Truncated-Inputs"] = str(served.truncated)
-        if extra:
-            headers.update(extra)
-        return Response(body, media_type=responses.JSON, headers=headers)
+        return Response(body, media_type=media_type, headers=headers)
 
     # --- health and metadata ------------------------------------------------------------------
 
@@ -257,34 +259,27 @@ class Server:
         req = parse_infer(slot.name, body, header_length, output, self.config.max_inputs)
         served = await self.infer(slot, req.texts, req.truncate)
         rows = served.rows
-        tensor: dict[str, Any] = {"name": output, "datatype": "FP32", "shape": list(rows.shape)}
         head: dict[str, Any] = {"model_name": slot.name, "model_version": VERSION}
         if req.id is not None:
             head["id"] = req.id
-        head["outputs"] = [tensor]
         if not req.binary_output:
-            tensor["data"] = responses.floats(rows.reshape(-1))
-            return await self.encode(head, served, start)
+            return await self.respond(lambda: responses.infer_body(head, output, rows), served, start)
         raw = rows.astype("<f4", copy=False).tobytes()
+        tensor: dict[str, Any] = {"name": output, "datatype": "FP32", "shape": list(rows.shape)}
         tensor["parameters"] = {"binary_data_size": len(raw)}
-        header = responses.dumps(head)
-        timing = responses.timing_headers(served.result.queue_s, served.result.inference_s, time.perf_counter() - start)
-        timing["Inference-Header-Content-Length"] = str(len(header))
-        return Response(header + raw, media_type="application/octet-stream", headers=timing)
+        header = responses.dumps({**head, "outputs": [tensor]})
+        response = await self.respond(lambda: header + raw, served, start, "application/octet-stream")
+        response.headers["Inference-Header-Content-Length"] = str(len(header))
+        return response
 
     async def embeddings(self, request: Request, call: Call) -> Response:
         start = time.perf_counter()
         req = parse_embeddings(await self.body(request), self.config.max_inputs)
         slot = self.slot(req.model, call, "embedding")
         served = await self.infer(slot, req.texts, req.truncate)
-        rows = served.rows
-        if req.encoding_format == "base64":
-            vectors: list[Any] = [responses.b64(row) for row in rows]
-        else:
-            vectors = responses.floats(rows)
-        data = [{"object": "embedding", "embedding": v, "index": i} for i, v in enumerate(vectors)]
-        usage = {"prompt_tokens": served.tokens, "total_tokens": served.tokens}
-        return await self.encode({"object": "list", "data": data, "model": slot.name, "usage": usage}, served, start)
+        base64_format = req.encoding_format == "base64"
+        build = functools.partial(responses.embeddings_body, served.rows, slot.name, served.tokens, base64_format)
+        return await self.respond(build, served, start)
 
     async def classify(self, request: Request, call: Call) -> Response:
         start = time.perf_counter()
@@ -308,7 +303,8 @@ class Server:
             for i in range(len(logits))
         ]
         usage = {"prompt_tokens": served.tokens, "total_tokens": served.tokens}
-        return await self.encode({"object": "list", "data": data, "model": slot.name, "usage": usage}, served, start)
+        body = {"object": "list", "data": data, "model": slot.name, "usage": usage}
+        return await self.respond(lambda: responses.dumps(body), served, start)
 
     # --- routes -------------------------------------------------------------------------------
 
@@ -316,20 +312,21 @@ class Server:
         def r(path: str, name: str, handler: Handler, method: str = "GET", oip: bool = True) -> Route:
             return Route(path, self.endpoint(name, handler, oip), methods=[method])
 
-        routes = [
+        routes = [  # the hot paths first: Starlette tries routes in order
+            r("/v1/embeddings", "embeddings", self.embeddings, "POST", oip=False),
+            r("/v2/models/{name}/infer", "infer", self.oip_infer, "POST"),
+            r("/v1/classify", "classify", self.classify, "POST", oip=False),
             r("/v2/health/live", "live", self.live),
             r("/v2/health/ready", "ready", self.ready),
             r("/v2", "server_metadata", self.server_metadata),
             r("/v1/models", "models", self.list_models, oip=False),
-            r("/v1/embeddings", "embeddings", self.embeddings, "POST", oip=False),
-            r("/v1/classify", "classify", self.classify, "POST", oip=False),
             r("/metrics", "metrics", self.metrics_page, oip=False),
+            r("/v2/models/{name}/versions/{version}/infer", "infer", self.oip_infer, "POST"),
         ]
         for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
             routes += [
                 r(base, "model_metadata", self.model_metadata),
                 r(base + "/ready", "model_ready", self.model_ready),
-                r(base + "/infer", "infer", self.oip_infer, "POST"),
             ]
         return routes
 

@@ -185,12 +185,14 @@ def check_model_dir(path: Path) -> None:
             raise UserError(f"{path}/export.json does not parse: {exc}") from exc
 
 
-def load_backend(path: Path, device: str = "cpu", max_length: int = 128, threads: int = 0) -> Backend:
+def load_backend(
+    path: Path, device: str = "cpu", max_length: int = 128, threads: int = 0, spin: bool = False
+) -> Backend:
     """Open a model directory for serving; CUDA that is not really used is an error, never a CPU fallback."""
     check_model_dir(path)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if is_onnx_dir(path):
         from serving.onnx_backend import OnnxBackend
 
-        return OnnxBackend(path, device=device, max_length=max_length, threads=threads)
+        return OnnxBackend(path, device=device, max_length=max_length, threads=threads, spin=spin)
     return TorchBackend(path, device=device, max_length=max_length, threads=threads)

@@ -86,7 +86,7 @@ class Batcher:
     ) -> None:
         self.name = name
         self.backend = backend
-        self.metrics = metrics
+        self.series = metrics.model(name)
         self.max_batch = max_batch
         self.max_tokens = max(max_tokens, backend.info.max_length)  # one longest text always fits
         self.max_wait_s = max_wait_s
@@ -122,7 +122,7 @@ class Batcher:
             _fail(job, ShuttingDown())
         self._jobs.clear()
         self._queued = 0
-        self.metrics.queue_depth.labels(self.name).set(0)
+        self.series.queue_depth.set(0)
         await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown)  # a running batch ends
         self.backend.close()
 
@@ -147,7 +147,7 @@ class Batcher:
         job.timer = loop.call_later(timeout_s, self._expire, job)
         self._jobs.append(job)
         self._queued += n
-        self.metrics.queue_depth.labels(self.name).set(self._queued)
+        self.series.queue_depth.set(self._queued)
         self._wake.set()
         try:
             return await job.future
@@ -160,7 +160,7 @@ class Batcher:
             self._jobs.remove(job)
             self._queued -= len(job.ids)
             job.next_row = len(job.ids)
-            self.metrics.queue_depth.labels(self.name).set(self._queued)
+            self.series.queue_depth.set(self._queued)
             _fail(job, DeadlineExceeded())
 
     # --- the loop -----------------------------------------------------------------------------
@@ -179,9 +179,9 @@ class Batcher:
             for job, first, _ in batch.parts:
                 if first == 0:
                     job.started = start
-                    self.metrics.queue_seconds.labels(self.name).observe(start - job.enqueued)
+                    self.series.queue_seconds.observe(start - job.enqueued)
             self._running = 1
-            self.metrics.running.labels(self.name).set(1)
+            self.series.running.set(1)
             try:
                 rows = await loop.run_in_executor(self._executor, self.backend.run, batch.ids, batch.types)
             except asyncio.CancelledError:  # stopped mid-batch: its requests are answered, not left waiting
@@ -194,10 +194,10 @@ class Batcher:
                 continue
             finally:
                 self._running = 0
-                self.metrics.running.labels(self.name).set(0)
+                self.series.running.set(0)
             end = time.perf_counter()
-            self.metrics.inference_seconds.labels(self.name).observe(end - start)
-            self.metrics.batch_size.labels(self.name).observe(len(batch.ids))
+            self.series.inference_seconds.observe(end - start)
+            self.series.batch_size.observe(len(batch.ids))
             self._deliver(batch, rows, end)
             # company is likely when this batch served several requests or others arrived meanwhile
             self._expect_company = n_jobs > 1 or bool(self._jobs)
@@ -263,7 +263,7 @@ class Batcher:
                 self._jobs.popleft()
             else:
                 break  # budget or size reached inside this job
-        self.metrics.queue_depth.labels(self.name).set(self._queued)
+        self.series.queue_depth.set(self._queued)
         return _Batch(parts, ids, types) if ids else None
 
     def _drop(self, job: _Job, exc: Exception) -> None:

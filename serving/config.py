@@ -15,6 +15,7 @@ class ServeConfig:
     port: int = 8000  # 0: any free port (the chosen one is printed)
     device: str = "cpu"  # cpu | cuda | cuda:N; cuda never falls back to the CPU
     threads: int = 0  # intra-op threads per model; 0: the runtime's default
+    spin: bool = False  # let idle onnxruntime threads busy-wait: for dedicated cores only (steals CPU otherwise)
     max_length: int = 128  # tokens per text (capped at the model's own maximum)
     max_batch: int = 32  # items (texts) per batch
     max_batch_tokens: int = 0  # padded tokens per batch (items x longest); 0: max_batch * max_length

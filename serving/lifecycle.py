@@ -52,7 +52,7 @@ class Lifecycle:
                 self.slots[name] = ModelSlot(name, model)
             else:
                 self.slots[name] = ModelSlot(name, None, backend=model)  # type: ignore[arg-type]
-            metrics.add_model(name)
+            metrics.model(name)
         self.draining = False
         self.error = ""
         self._load_task: asyncio.Task[None] | None = None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -12,8 +15,23 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 UNKNOWN_MODEL = "_unknown"  # label for names that are not loaded (requests never grow label sets)
 
 
+@dataclass(frozen=True)
+class ModelSeries:
+    """One model's labelled series, looked up once (a labels() call per use costs microseconds)."""
+
+    queue_depth: Any
+    running: Any
+    queue_seconds: Any
+    inference_seconds: Any
+    batch_size: Any
+    texts: Any
+    truncated: Any
+
+
 class Metrics:
     def __init__(self) -> None:
+        self._models: dict[str, ModelSeries] = {}
+        self._requests: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -43,15 +61,35 @@ class Metrics:
             "studentpack_truncated_texts", "Texts cut at the model's maximum length.", ["model"], registry=r
         )
 
-    def add_model(self, name: str) -> None:
-        """Create each model's series up front so dashboards see zeros, not gaps."""
-        self.queue_depth.labels(name).set(0)
-        self.running.labels(name).set(0)
-        self.batch_size.labels(name)
-        self.queue_seconds.labels(name)
-        self.inference_seconds.labels(name)
-        self.texts.labels(name)
-        self.truncated.labels(name)
+    def model(self, name: str) -> ModelSeries:
+        """The model's series, created on first use (so dashboards see zeros, not gaps)."""
+        series = self._models.get(name)
+        if series is None:
+            series = ModelSeries(
+                queue_depth=self.queue_depth.labels(name),
+                running=self.running.labels(name),
+                queue_seconds=self.queue_seconds.labels(name),
+                inference_seconds=self.inference_seconds.labels(name),
+                batch_size=self.batch_size.labels(name),
+                texts=self.texts.labels(name),
+                truncated=self.truncated.labels(name),
+            )
+            series.queue_depth.set(0)
+            series.running.set(0)
+            self._models[name] = series
+        return series
+
+    def request_done(self, model: str, endpoint: str, status: int, seconds: float) -> None:
+        key = (model, endpoint, status)
+        children = self._requests.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(model, endpoint, str(status)),
+                self.request_seconds.labels(model, endpoint),
+            )
+            self._requests[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

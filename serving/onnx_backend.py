@@ -20,11 +20,13 @@ _INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
 class OnnxBackend:
-    def __init__(self, path: Path, device: str, max_length: int, threads: int) -> None:
-        from studentpack.runtime import open_onnx
+    def __init__(self, path: Path, device: str, max_length: int, threads: int, spin: bool = False) -> None:
+        from studentpack.runtime import OrtEncoder, OrtSession
 
-        encoder = open_onnx(path, device=device, max_length=max_length, threads=threads or None)
-        self.session = encoder.session
+        self.session = OrtSession.open(
+            path, device=device, threads=threads or None, max_length=max_length, spinning=spin
+        )
+        encoder = OrtEncoder(self.session, str(path))
         kind: Kind = "classifier" if encoder.labels else "embedding"
         outputs = self.session.output_names
         if kind == "classifier":

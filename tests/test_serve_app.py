@@ -588,3 +588,20 @@ def test_config_rejects_nonsense() -> None:
         ServeConfig(device="tpu")
     with pytest.raises(UserError, match="max_batch"):
         ServeConfig(max_batch=0)
+
+
+class _NanBackend(FakeBackend):
+    def run(self, ids: Any, types: Any) -> np.ndarray:
+        rows = super().run(ids, types)
+        rows[0, 0] = np.nan
+        return rows
+
+
+def test_non_finite_model_output_is_a_server_error_not_bad_json() -> None:
+    async def body(c: Client) -> None:
+        response = await embed(c, "hi", model="nan")
+        assert response.status_code == 500 and response.json()["error"]["code"] == "non_finite_output"
+        response = await c.post("/v2/models/nan/infer", json=OIP_OK)
+        assert response.status_code == 500 and "not finite" in response.json()["error"]
+
+    run({"nan": _NanBackend()}, body)

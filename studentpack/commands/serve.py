@@ -62,6 +62,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, (field, kind, text) in _FLAGS.items():
         parser.add_argument(flag, dest=field, type=kind, default=None, help=text)
     parser.add_argument("--access-log", dest="access_log", action="store_true", default=None, help="log every request")
+    parser.add_argument(
+        "--spin",
+        dest="spin",
+        action="store_true",
+        default=None,
+        help="let idle onnxruntime threads busy-wait between batches (only with cores to spare)",
+    )
     parser.add_argument("--api-key-file", help="require `Authorization: Bearer <first line of this file>`")
     parser.add_argument("--config", help="a YAML/TOML/JSON file of the options above (keys as in ServeConfig)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
@@ -110,7 +117,7 @@ def _config(args: argparse.Namespace) -> Any:
 
     data = load_file(args.config) if args.config else {}
     data = apply_sets(data, args.set)
-    fields = [field for field, _, _ in _FLAGS.values()] + ["access_log"]
+    fields = [field for field, _, _ in _FLAGS.values()] + ["access_log", "spin"]
     data.update({f: getattr(args, f) for f in fields if getattr(args, f) is not None})
     return build(ServeConfig, data)
 
@@ -153,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     _check_device(config.device, list(models.values()))
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s:     %(message)s")
     loaders = {
-        name: functools.partial(load_backend, path, config.device, config.max_length, config.threads)
+        name: functools.partial(load_backend, path, config.device, config.max_length, config.threads, config.spin)
         for name, path in models.items()
     }
     if api_key is None and config.host not in ("127.0.0.1", "localhost", "::1"):
