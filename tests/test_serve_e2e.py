@@ -327,3 +327,22 @@ def test_model_names_from_directories(tmp_path: Path) -> None:
     assert list(model_names([str(tmp_path / "x" / "student")])) == ["student"]
     with pytest.raises(UserError, match="model name"):
         model_names(["bad name!=/tmp/x"])
+
+
+def test_config_file_sets_and_flags(tmp_path: Path) -> None:
+    from studentpack.cli import build_parser
+    from studentpack.commands.serve import _config
+    from studentpack.errors import UserError
+
+    file = tmp_path / "serve.yaml"
+    file.write_text("max_batch: 8\nmax_wait_ms: 2\nport: 9000\n")
+    args = build_parser().parse_args(
+        ["serve", "m", "--config", str(file), "--set", "max_batch=16", "--set", "spin=true", "--port", "9100"]
+    )
+    config = _config(args)
+    assert (config.max_batch, config.max_wait_ms, config.port, config.spin) == (16, 2.0, 9100, True)
+    assert config.host == "127.0.0.1"
+    with pytest.raises(UserError, match="unknown config key"):
+        _config(build_parser().parse_args(["serve", "m", "--set", "batch=3"]))
+    with pytest.raises(UserError, match="max_batch"):
+        _config(build_parser().parse_args(["serve", "m", "--set", "max_batch=many"]))
