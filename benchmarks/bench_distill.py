@@ -25,6 +25,7 @@ from studentpack.distill.data import BatchPlan, Chunks
 from studentpack.distill.plan import make_plan
 from studentpack.distill.rundir import RunDir
 from studentpack.distill.trainer import Distiller
+from studentpack.numerics import tune_for_training
 from studentpack.provenance import cpu_flags, machine, package_versions
 from studentpack.student import StudentSpec
 
@@ -94,7 +95,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default="mha,hs,od")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-tuning", action="store_true", help="skip studentpack.numerics (to measure its effect)")
     args = parser.parse_args()
+    tuning = {} if args.no_tuning else tune_for_training()  # before torch's thread pool exists, as the CLI does
     torch.set_num_threads(args.threads)
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -118,6 +121,7 @@ def main() -> None:
             "steps": args.steps,
             "warmup": args.warmup,
         },
+        "cpu_tuning": tuning,
         "teacher_forward": teacher,
         "methods": results,
         "machine": {**machine(), "cpu_flags": cpu_flags()},

@@ -240,6 +240,13 @@ def copy_pooler(source: HFModel, target: HFModel) -> None:
         dst.load_state_dict(src.state_dict())
 
 
+def set_dropout(model: HFModel, probability: float) -> None:
+    """Set every dropout in the model (hidden and attention) for training; the config is left as is."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = probability
+
+
 def freeze_pooler(model: HFModel) -> None:
     """The pooler (CLS dense + tanh) takes no part in task-agnostic transfer; keep it fixed."""
     head = pooler(model)

@@ -9,7 +9,7 @@ import pytest
 
 from studentpack.cli import VERBS
 
-HEAVY = ("torch", "onnxruntime", "transformers", "onnx", "accelerate")
+HEAVY = ("torch", "onnxruntime", "transformers", "onnx", "accelerate", "starlette", "uvicorn", "serving.app", "sklearn")
 PROBE = """
 import sys
 from studentpack.cli import main

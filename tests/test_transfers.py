@@ -131,3 +131,23 @@ def test_od_hard_mlm_term() -> None:
     t_head = new_head_like(teacher)
     terms = evaluate(transfer, student, teacher, new_head_like(student), t_head)
     assert set(terms) == {"od", "mlm"} and terms["mlm"].item() > 0
+
+
+def test_soft_kl_matches_the_textbook_formula_and_gradient() -> None:
+    import torch.nn.functional as F
+
+    from studentpack.transfer.output import soft_kl
+
+    gen = torch.Generator().manual_seed(0)
+    student = (torch.randn(7, 50, generator=gen, dtype=torch.float64) * 4).requires_grad_(True)
+    teacher = torch.randn(7, 50, generator=gen, dtype=torch.float64) * 4
+    reference = student.detach().clone().requires_grad_(True)
+    log_ps = F.log_softmax(reference / 2.0, dim=-1)
+    log_pt = F.log_softmax(teacher / 2.0, dim=-1)
+    want = (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean() * 4.0
+    got = soft_kl(student, teacher, 2.0)
+    torch.testing.assert_close(got, want)
+    got.backward()
+    want.backward()
+    assert student.grad is not None and reference.grad is not None
+    torch.testing.assert_close(student.grad, reference.grad)

@@ -59,6 +59,7 @@ _FLAG_KEYS: dict[str, str] = {
     "weight_decay": "weight_decay",
     "clip": "clip",
     "seed": "seed",
+    "dropout": "dropout",
     "checkpoint_every": "checkpoint_every",
     "keep_checkpoints": "keep_checkpoints",
     "log_every": "log_every",
@@ -134,19 +135,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--init-map",
         default=s,
         metavar="STRATEGY|PAIRS",
-        help="teacher layers copied into the student when widths match (default: the HS map, else uniform)",
+        help="teacher layers copied into the student when widths match (default: the HS map, else uniform-last)",
     )
 
     opt = parser.add_argument_group("optimisation")
     opt.add_argument("--steps", type=int, default=s, help="optimizer steps (default 300)")
     opt.add_argument("--batch-size", type=int, default=s, help="sequences per process per step (default 16)")
     opt.add_argument("--max-length", type=int, default=s, help="tokens per sequence (default 128)")
-    opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 1e-4)")
+    opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 6e-4)")
     opt.add_argument("--warmup", type=float, default=s, help="warm-up as a fraction of steps (default 0.1)")
     opt.add_argument("--schedule", choices=["linear", "cosine", "constant"], default=s, help="decay (default linear)")
     opt.add_argument("--weight-decay", type=float, default=s, help="AdamW weight decay (default 0.01)")
     opt.add_argument("--clip", type=float, default=s, help="gradient-norm clip, 0 to disable (default 1.0)")
     opt.add_argument("--seed", type=int, default=s, help="random seed (default 0)")
+    opt.add_argument(
+        "--dropout",
+        type=float,
+        default=s,
+        help="student dropout while distilling (default 0; the saved config keeps the teacher's)",
+    )
 
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, help="run directory (default runs/<method>-l<layers>)")
@@ -200,6 +207,9 @@ def resolve_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from studentpack.numerics import tune_for_training
+
+    tuning = tune_for_training()  # first, before torch's thread pool exists and before large allocations
     from studentpack.distill.rundir import RunDir, check_fresh, check_resumable, clear, write_config
     from studentpack.errors import UserError
 
@@ -223,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
 
     from studentpack.distill.trainer import Distiller
 
-    distiller = Distiller(plan, run_dir, progress=not args.quiet)
+    distiller = Distiller(plan, run_dir, progress=not args.quiet, cpu_tuning=tuning)
     if distiller.acc.is_main_process and not args.resume:
         clear(run_dir)
         run_dir.path.mkdir(parents=True, exist_ok=True)

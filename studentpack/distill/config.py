@@ -18,7 +18,8 @@ class DistillConfig:
     method: Method = "mha"
     student: StudentSpec = field(default_factory=StudentSpec)
     # which teacher layers initialise the student (when widths match); None = the HS layer map if it
-    # covers every student layer, else "uniform"
+    # covers every student layer, else "uniform-last" (the student's top layer starts as the teacher's:
+    # MHA reads it and sentence embeddings pool it; STS-B after 300 MHA steps: 75.7 vs 66.7 from "uniform")
     init_map: str | None = None
     # HS
     layer_map: str = "uniform-last"
@@ -41,11 +42,14 @@ class DistillConfig:
     steps: int = 300
     batch_size: int = 16  # sequences per process per step
     max_length: int = 128
-    lr: float = 1e-4
+    lr: float = 6e-4  # MiniLMv2's; 1e-4 / 3e-4 / 6e-4 gave STS-B 75.7 / 76.2 / 76.5 after 300 MHA steps
     warmup: float = 0.1  # fraction of steps
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     weight_decay: float = 0.01
     clip: float = 1.0
+    # dropout inside the student while distilling (the saved config keeps the teacher's values);
+    # off by default: the teacher's soft targets regularise, and on a CPU dropout costs ~13% of a step
+    dropout: float = 0.0
     seed: int = 0
     # bookkeeping
     checkpoint_every: int = 100

@@ -66,7 +66,7 @@ def _init_map(config: DistillConfig, shape: StudentShape, t_layers: int, layer_m
     elif layer_map is not None and layer_map.covers_all_student_layers():
         chosen = layer_map
     else:
-        chosen = LayerMap.build("uniform", shape.layers, t_layers)
+        chosen = LayerMap.build("uniform-last", shape.layers, t_layers)
     if not chosen.covers_all_student_layers():
         raise UserError(f"--init-map {chosen.strategy} must name a teacher layer for every student layer")
     return chosen
@@ -85,6 +85,7 @@ def _check_numbers(config: DistillConfig) -> None:
         (config.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
         (config.log_every >= 1, "--log-every must be at least 1"),
         (config.fit_head_steps >= 0, "--fit-head-steps must be >= 0"),
+        (0 <= config.dropout < 1, "--dropout must be in [0, 1)"),
         (config.threads is None or config.threads >= 1, "--threads must be at least 1"),
     ]
     for ok, message in checks:

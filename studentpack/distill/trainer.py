@@ -58,11 +58,14 @@ def make_accelerator(device: str, precision: str) -> Any:
 
 
 class Distiller:
-    def __init__(self, plan: RunPlan, run: RunDir, progress: bool = True) -> None:
+    def __init__(
+        self, plan: RunPlan, run: RunDir, progress: bool = True, cpu_tuning: dict[str, bool] | None = None
+    ) -> None:
         self.plan = plan
         self.cfg = plan.config
         self.run_dir = run
         self.progress = progress
+        self.cpu_tuning = cpu_tuning or {}
         if self.cfg.threads:
             torch.set_num_threads(self.cfg.threads)
         self.acc = make_accelerator(self.cfg.device, self.cfg.precision)
@@ -81,6 +84,7 @@ class Distiller:
         torch.manual_seed(cfg.seed)  # identical student initialisation on every rank
         init_layers = plan.init_map.init_layers() if plan.init_map else []
         student, self.init_record = build_student(teacher, plan.shape, init_layers)
+        adapter.set_dropout(student, cfg.dropout)
         transfers = build_transfers(plan)
         teacher_head, student_head, self.head_record = self._heads(teacher, student)
         self.bundle = StudentBundle(student, transfers, student_head)
@@ -131,7 +135,8 @@ class Distiller:
             {"params": decay, "weight_decay": self.cfg.weight_decay},
             {"params": no_decay, "weight_decay": 0.0},
         ]
-        return torch.optim.AdamW(groups, lr=self.cfg.lr)
+        # the fused kernel is ~6x faster than the foreach one on CPU (the 12M-entry embedding matrix dominates)
+        return torch.optim.AdamW(groups, lr=self.cfg.lr, fused=True)
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self, resume: bool) -> Path:
@@ -259,6 +264,7 @@ class Distiller:
                     "transfers": self.transfers_described,
                     "corpus_tokens": {"chunks": len(self.chunks.sequences), "tokens": self.chunks.tokens},
                     "world_size": self.acc.num_processes,
+                    "cpu_tuning": self.cpu_tuning,
                     "rank_weight_digests": digests,
                     "final_terms": counters.last_terms,
                     "tokens_seen": counters.tokens,

@@ -10,6 +10,7 @@ teacher may differ in width and head count: only the number of relation heads mu
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -54,27 +55,65 @@ def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     return x.view(r, b, t, heads, d // heads).transpose(2, 3)
 
 
-def relation_scores(h: torch.Tensor, key_bias: torch.Tensor | None) -> torch.Tensor:
-    """Scaled dot products between tokens, padded keys at -inf.
-
-    h: (R, B, Hr, T, d); key_bias: (B, T), 0 on real tokens and -inf on padding, or None if no padding.
-    Returns (R, B, Hr, T, T), written once: the scale goes on the small inputs (d^-1/4 each side) and
-    the mask is fused into the matmul.
-    """
+def _flat_scaled(h: torch.Tensor) -> torch.Tensor:
+    """(R, B, Hr, T, d) -> (N, T, d) scaled by d^-1/4, so that flat @ flat^T is the scaled dot product."""
     r, b, hr, t, d = h.shape
-    flat = (h * d**-0.25).reshape(r * b * hr, t, d)  # (N, T, d)
+    return (h * d**-0.25).reshape(r * b * hr, t, d)
+
+
+def _flat_bias(key_bias: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
+    """(B, T) key bias -> (N, 1, T) for the flattened (R, B, Hr) batch."""
     if key_bias is None:
-        scores = torch.bmm(flat, flat.transpose(1, 2))  # (N, T, d) @ (N, d, T) -> (N, T, T)
-    else:
-        bias = key_bias[None, :, None, None, :].expand(r, b, hr, 1, t).reshape(r * b * hr, 1, t)  # (N, 1, T)
-        scores = torch.baddbmm(bias, flat, flat.transpose(1, 2))  # (N, T, T)
-    return scores.view(r, b, hr, t, t)
+        return None
+    r, b, hr, t, _ = shape
+    return key_bias[None, :, None, None, :].expand(r, b, hr, 1, t).reshape(r * b * hr, 1, t)
+
+
+def _scores(flat: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """(N, T, d) -> (N, T, T) dot products, the key mask fused into the matmul."""
+    if bias is None:
+        return torch.bmm(flat, flat.transpose(1, 2))
+    return torch.baddbmm(bias, flat, flat.transpose(1, 2))
+
+
+def _softmax_and_logsumexp(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row softmax (N, T, T) and log-sum-exp (N, T) from one fused softmax and two row maxima.
+
+    lse = s_k - log p_k for any key k; taking k = argmax keeps log p_k >= -log T (no underflow).
+    This avoids the slow broadcast subtract of torch.logsumexp over the last dimension.
+    """
+    probs = torch.softmax(scores, dim=-1)
+    lse = scores.amax(dim=-1) - probs.amax(dim=-1).log()
+    return probs, lse
+
+
+class _RelationLogSumExp(torch.autograd.Function):
+    """lse_q = log sum_k exp(h_q . h_k + bias_k) for flattened, pre-scaled h: (N, T, d) -> (N, T).
+
+    The backward never forms the (T, T) gradient of the scores: with P the row softmax and g the
+    incoming gradient, dL/dh = g * (P h) + P^T (g * h), two small matmuls.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, flat: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        probs, lse = _softmax_and_logsumexp(_scores(flat, bias))
+        ctx.save_for_backward(flat, probs)
+        return lse
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        flat, probs = ctx.saved_tensors
+        g = grad.unsqueeze(-1)  # (N, T, 1)
+        mixed = torch.bmm(probs, flat)  # (N, T, T) @ (N, T, d) -> (N, T, d)
+        spread = torch.bmm(probs.transpose(1, 2), g * flat)  # (N, T, T)^T @ (N, T, d) -> (N, T, d)
+        return g * mixed + spread, None
 
 
 def relation_log_probs(x: torch.Tensor, key_mask: torch.Tensor, heads: int) -> torch.Tensor:
     """Reference form (used in tests): (R, B, T, D) -> (R, B, Hr, T, T) log-probabilities over keys."""
-    bias = _key_bias(key_mask, x.dtype)
-    return F.log_softmax(relation_scores(split_heads(x, heads), bias), dim=-1)
+    h = split_heads(x, heads)
+    scores = _scores(_flat_scaled(h), _flat_bias(_key_bias(key_mask, x.dtype), h.shape))
+    return F.log_softmax(scores, dim=-1).view(*h.shape[:-1], h.shape[-2])
 
 
 def _key_bias(key_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
@@ -101,20 +140,20 @@ def relation_kl(student: torch.Tensor, teacher: torch.Tensor, attention_mask: to
     Per query q, with scores s (student) and t (teacher) over real keys k:
         KL = sum_k p_t log p_t - sum_k p_t log p_s
            = (E_pt[t] - lse(t)) - (E_pt[s] - lse(s))
-    The expectations are two small matmuls (see _expected_score), so the only (T, T) tensors are the
-    scores and p_t: far fewer passes over memory than log-softmax + elementwise KL.
+    The expectations are small matmuls (see _expected_score) and lse(s) has a matmul-only backward,
+    so the only (T, T) tensors are the two score matrices and their softmaxes.
     """
     bias = _key_bias(attention_mask, student.dtype)  # (B, T)
     h_s = split_heads(student, heads)  # (R, B, Hr, T, d_s)
     with torch.no_grad():
         h_t = split_heads(teacher.to(student.dtype), heads)  # (R, B, Hr, T, d_t)
-        t_scores = relation_scores(h_t, bias)  # (R, B, Hr, T, T)
-        lse_t = torch.logsumexp(t_scores, dim=-1)  # (R, B, Hr, T)
-        p_t = torch.exp(t_scores - lse_t.unsqueeze(-1))  # (R, B, Hr, T, T), 0 on padded keys
-        del t_scores
-        neg_entropy = _expected_score(h_t, p_t) - lse_t  # (R, B, Hr, T)
-    lse_s = torch.logsumexp(relation_scores(h_s, bias), dim=-1)  # (R, B, Hr, T)
-    kl = neg_entropy - _expected_score(h_s, p_t) + lse_s  # (R, B, Hr, T)
+        scores_t = _scores(_flat_scaled(h_t), _flat_bias(bias, h_t.shape))  # (N, T, T)
+        p_t, lse_t = _softmax_and_logsumexp(scores_t)  # (N, T, T), (N, T); p_t is 0 on padded keys
+        del scores_t
+        p_t = p_t.view(*h_t.shape[:-1], h_t.shape[-2])  # (R, B, Hr, T, T)
+        neg_entropy = _expected_score(h_t, p_t) - lse_t.view(h_t.shape[:-1])  # (R, B, Hr, T)
+    lse_s = _RelationLogSumExp.apply(_flat_scaled(h_s), _flat_bias(bias, h_s.shape))  # (N, T)
+    kl = neg_entropy - _expected_score(h_s, p_t) + lse_s.view(h_s.shape[:-1])  # (R, B, Hr, T)
     queries = attention_mask[None, :, None, :].to(kl.dtype)  # (1, B, 1, T)
     return (kl * queries).sum(dim=(1, 2, 3)) / (queries.sum() * heads)  # (R,)
 
