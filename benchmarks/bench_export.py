@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--isa", default="auto", help="INT8 preset for the int8 variant (export --isa)")
     parser.add_argument("--work", type=Path, help="keep models and exports here (reused when present)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_export.json")
+    parser.add_argument(
+        "--schedule",
+        choices=["blocks", "interleaved"],
+        default="blocks",
+        help="blocks: each engine alone with ORT threads spinning (production setting); "
+        "interleaved: round-robin with ORT threads parked (robust to a loaded machine)",
+    )
     parser.add_argument("--note", default="", help="free text stored with the results (e.g. machine state)")
     return parser.parse_args(argv)
 
@@ -145,6 +153,21 @@ def measure_interleaved(runners: dict[str, Callable[[], Any]], repeats: int, war
     return {name: summarise(values) for name, values in times.items()}
 
 
+def measure_blocks(factories: dict[str, Callable[[], Callable[[], Any]]], repeats: int, warmup: int) -> dict[str, Any]:
+    """Each engine alone, as a dedicated inference process runs it: built, warmed, timed, released.
+
+    ONNX Runtime threads spin between runs by default (its production setting); timing engines in
+    blocks, with a pause between them, keeps one engine's spinning threads off another's cores.
+    """
+    results = {}
+    for name, factory in factories.items():
+        fn = factory()
+        results[name] = measure(fn, repeats, warmup)
+        del fn
+        time.sleep(0.5)
+    return results
+
+
 def eager_runner(model_dir: Path, feeds: dict[str, np.ndarray]) -> Callable[[], Any]:
     """PyTorch eager (default attention implementation, as TorchEncoder runs it), mean pooling + L2."""
     import torch
@@ -163,10 +186,12 @@ def eager_runner(model_dir: Path, feeds: dict[str, np.ndarray]) -> Callable[[], 
     return run
 
 
-def onnx_runner(variant_dir: Path, feeds: dict[str, np.ndarray], threads: int) -> Callable[[], Any]:
+def onnx_runner(variant_dir: Path, feeds: dict[str, np.ndarray], threads: int, spinning: bool) -> Callable[[], Any]:
     from studentpack.runtime import OrtSession
 
-    session = OrtSession.open(variant_dir, threads=threads, warmup=False)
+    # timed round-robin, a session whose idle threads spin steals the cores of the engine timed next
+    # (measured: fused looked 1.5x slower than fp32 at batch 1), so interleaved runs park them
+    session = OrtSession.open(variant_dir, threads=threads, warmup=False, spinning=spinning)
     return lambda: session.run(feeds, ["sentence_embedding"])
 
 
@@ -246,10 +271,14 @@ def bench_model(name: str, model_dir: Path, onnx_dir: Path, args: argparse.Names
     for batch in [int(b) for b in args.batches.split(",")]:
         feeds = inputs(tokenizer, batch, args.seq, ["input_ids", "attention_mask", "token_type_ids"])
         repeats = args.repeats if batch <= 8 else max(3, args.repeats // 2)
-        runners = {"eager": eager_runner(model_dir, feeds)}
+        interleaved = args.schedule == "interleaved"
+        factories: dict[str, Callable[[], Callable[[], Any]]] = {"eager": partial(eager_runner, model_dir, feeds)}
         for engine, variant in VARIANT_OF.items():
-            runners[engine] = onnx_runner(onnx_dir / variant, feeds, args.threads)
-        rows: dict[str, Any] = measure_interleaved(runners, repeats, args.warmup)
+            factories[engine] = partial(onnx_runner, onnx_dir / variant, feeds, args.threads, not interleaved)
+        if interleaved:
+            rows: dict[str, Any] = measure_interleaved({k: f() for k, f in factories.items()}, repeats, args.warmup)
+        else:
+            rows = measure_blocks(factories, repeats, args.warmup)
         eager = rows["eager"]["median_ms"]
         speedup = {engine: round(eager / rows[engine]["median_ms"], 2) for engine in ENGINES[1:]}
         floor = gemm_floor(config, batch, args.seq, work, args.threads, repeats, args.warmup)

@@ -130,13 +130,17 @@ def _float_weight_matmuls(graph: Any) -> list[str]:
 
 def test_int8_dynamic_quantizes_every_weight_matmul(exported: tuple[Path, list[Any]]) -> None:
     out, _ = exported
-    ops = _ops(out / "int8-dynamic")
-    assert ops.get("QAttention") == LAYERS  # Q, K, V projections, one fused GEMM per layer
-    assert ops.get("MatMulInteger") == 3 * LAYERS  # attention output, FFN in, FFN out
+    ops = _ops(out / "int8-dynamic")  # quantized from the plain fp32 graph (the default source)
+    assert ops.get("MatMulInteger") == 6 * LAYERS  # q, k, v, attention output, FFN in, FFN out
     assert not _float_weight_matmuls(_graph(out / "int8-dynamic"))
     record = json.loads((out / "int8-dynamic" / "export.json").read_text())
-    assert record["quantization"]["quantized_matmuls"] == 4 * LAYERS
-    assert (out / "int8-dynamic" / "model.onnx").stat().st_size < 0.75 * (out / "fused" / "model.onnx").stat().st_size
+    assert record["quantization"]["quantized_matmuls"] == 6 * LAYERS
+    assert record["quantization"]["source_graph"] == "fp32"
+    import onnx
+
+    initializers = _graph(out / "int8-dynamic").graph.initializer
+    int8_weights = [t for t in initializers if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 2]
+    assert len(int8_weights) == 6 * LAYERS  # every weight matrix is stored as int8
 
 
 def test_int8_static_is_qdq_with_ffn_output_kept_fp32(exported: tuple[Path, list[Any]]) -> None:
@@ -150,6 +154,23 @@ def test_int8_static_is_qdq_with_ffn_output_kept_fp32(exported: tuple[Path, list
     assert settings["quantized_matmuls"] == 5 * LAYERS  # q, k, v, attention output, FFN in
     assert sorted(_float_weight_matmuls(_graph(out / "int8-static"))) == sorted(settings["kept_fp32_post_activation"])
     assert record["calibration"]["texts"] == 24
+
+
+def test_int8_dynamic_from_the_fused_graph(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from studentpack.export.pipeline import ExportOptions, export_variants
+
+    out = tmp_path / "o"
+    opts = ExportOptions(model=str(tiny_bert_dir), out=str(out), variants=("int8-dynamic",), int8_source="fused",
+                         sample_texts=16, threads=1)  # fmt: skip
+    [result] = export_variants(opts, log=lambda _: None)
+    assert result.accepted
+    ops = _ops(out / "int8-dynamic")
+    assert ops.get("QAttention") == LAYERS  # Q, K, V projections, one fused GEMM per layer
+    assert ops.get("MatMulInteger") == 3 * LAYERS  # attention output, FFN in, FFN out
+    assert (
+        json.loads((out / "int8-dynamic" / "export.json").read_text())["quantization"]["quantized_matmuls"]
+        == 4 * LAYERS
+    )
 
 
 @pytest.mark.parametrize("variant", ["fp32", "fused"])

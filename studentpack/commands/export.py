@@ -43,6 +43,7 @@ _FLAG_KEYS: dict[str, str] = {
     "isa": "isa",
     "device": "device",
     "per_channel": "per_channel",
+    "int8_source": "int8_source",
     "keep_fp32": "keep_fp32",
     "calibration": "calibration",
     "calibration_method": "calibration_method",
@@ -101,6 +102,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         default=s,
         help="one weight scale per tensor instead of per output channel (less accurate)",
+    )
+    q.add_argument(
+        "--int8-source",
+        choices=["fp32", "fused"],
+        default=s,
+        help="graph int8-dynamic quantizes: fp32 (default; faster at large batches here) or fused",
     )
     q.add_argument(
         "--keep-fp32",
