@@ -12,7 +12,7 @@ from the same scoring code whatever runs the model:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -69,6 +69,29 @@ def scatter_rows(batches: list[Batch], outputs: list[np.ndarray], n: int) -> np.
     for batch, out in zip(batches, outputs, strict=True):
         result[batch.order] = out
     return result
+
+
+def map_batches(
+    texts: Sequence[str],
+    text_pairs: Sequence[str] | None,
+    batch_size: int,
+    progress: bool,
+    run_batch: Callable[[list[str], list[str] | None], np.ndarray],
+) -> np.ndarray:
+    """Run `run_batch(firsts, seconds)` over length-sorted batches; rows come back in input order."""
+    from tqdm.auto import tqdm
+
+    if text_pairs is not None and len(text_pairs) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
+    # pairs are batched by their joint length; `order` maps back to the input rows either way
+    keys = list(texts) if text_pairs is None else [a + " " + b for a, b in zip(texts, text_pairs, strict=True)]
+    batches = length_sorted_batches(keys, batch_size)
+    outputs = []
+    for batch in tqdm(batches, disable=not progress, desc="encode", unit="batch", leave=False):
+        firsts = [texts[i] for i in batch.order]
+        seconds = None if text_pairs is None else [text_pairs[i] for i in batch.order]
+        outputs.append(np.asarray(run_batch(firsts, seconds), dtype=np.float32))
+    return scatter_rows(batches, outputs, len(texts))
 
 
 def is_classifier_config(config: dict[str, Any]) -> bool:

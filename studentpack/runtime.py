@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.encoders import DEFAULT_MAX_LENGTH, length_sorted_batches, scatter_rows
+from studentpack.encoders import DEFAULT_MAX_LENGTH, map_batches
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize_np
 
@@ -247,21 +247,11 @@ class OrtEncoder:
         pool: bool,
         text_pairs: Sequence[str] | None = None,
     ) -> np.ndarray:
-        from tqdm.auto import tqdm
-
-        if text_pairs is not None and len(text_pairs) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
-        # pairs are batched by their joint length; `order` maps back to the input rows either way
-        keys = list(texts) if text_pairs is None else [a + " " + b for a, b in zip(texts, text_pairs, strict=True)]
-        batches = length_sorted_batches(keys, batch_size)
-        outputs = []
-        for batch in tqdm(batches, disable=not progress, desc="encode", unit="batch", leave=False):
-            firsts = [texts[i] for i in batch.order]
-            seconds = None if text_pairs is None else [text_pairs[i] for i in batch.order]
+        def run_batch(firsts: list[str], seconds: list[str] | None) -> np.ndarray:
             feeds = self.session.tokenize(firsts, seconds)
-            values = self._embed(feeds) if pool else self.session.run(feeds, ["logits"])["logits"]
-            outputs.append(np.asarray(values, dtype=np.float32))
-        return scatter_rows(batches, outputs, len(texts))
+            return self._embed(feeds) if pool else self.session.run(feeds, ["logits"])["logits"]
+
+        return map_batches(texts, text_pairs, batch_size, progress, run_batch)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         if self.labels:

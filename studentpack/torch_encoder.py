@@ -8,10 +8,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from studentpack import adapter
-from studentpack.encoders import is_classifier_config, length_sorted_batches, scatter_rows
+from studentpack.encoders import is_classifier_config, map_batches
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize, mean_pool
 from studentpack.sources import read_model_config
@@ -67,20 +66,13 @@ class TorchEncoder:
         pool: bool,
         text_pairs: Sequence[str] | None = None,
     ) -> np.ndarray:
-        if text_pairs is not None and len(text_pairs) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
-        # pairs are batched by their joint length; `order` maps back to the input rows either way
-        keys = list(texts) if text_pairs is None else [a + " " + b for a, b in zip(texts, text_pairs, strict=True)]
-        batches = length_sorted_batches(keys, batch_size)
-        outputs = []
-        for batch in tqdm(batches, disable=not progress, desc="encode", unit="batch", leave=False):
-            firsts = [texts[i] for i in batch.order]
-            seconds = None if text_pairs is None else [text_pairs[i] for i in batch.order]
+        def run_batch(firsts: list[str], seconds: list[str] | None) -> np.ndarray:
             feeds = self.tokenize(firsts, seconds)
             out = self.model(**feeds)
             vectors = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"])) if pool else out.logits
-            outputs.append(vectors.float().cpu().numpy())
-        return scatter_rows(batches, outputs, len(texts))
+            return vectors.float().cpu().numpy()
+
+        return map_batches(texts, text_pairs, batch_size, progress, run_batch)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         if self.labels:

@@ -129,28 +129,12 @@ def test_fp16_conversion_logic(fp32_graph: tuple[Path, Any], tmp_path: Path) -> 
 def test_classifier_export(tmp_path: Path) -> None:
     """A BertForSequenceClassification directory exports logits; labels travel in export.json."""
     import numpy as np
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
 
     from studentpack.encoders import open_model
     from studentpack.export.pipeline import ExportOptions, export_variants
-    from tests.tiny import SENTENCES, VOCAB, make_tokenizer
+    from tests.tiny import SENTENCES, save_classifier_dir
 
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=2,
-        id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1},
-    )
-    src = tmp_path / "clf"
-    BertForSequenceClassification(config).eval().save_pretrained(str(src))
-    make_tokenizer().save_pretrained(str(src))
+    src = save_classifier_dir(tmp_path / "clf", seed=0)
     out = tmp_path / "onnx"
     options = ExportOptions(
         model=str(src), out=str(out), variants=("fused", "int8-dynamic"), sample_texts=32, threads=1

@@ -132,25 +132,9 @@ def test_not_a_variant_dir(tmp_path: Path) -> None:
 
 def test_classifier_sentence_pairs_match_torch(tmp_path: Path) -> None:
     """Cross-encoders (a 1-output STS-B regressor) score sentence pairs through `predict(text_pairs=...)`."""
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from tests.tiny import save_classifier_dir
 
-    from tests.tiny import VOCAB, make_tokenizer
-
-    torch.manual_seed(1)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=1,
-        type_vocab_size=2,
-    )
-    src = tmp_path / "cross"
-    BertForSequenceClassification(config).eval().save_pretrained(str(src))
-    make_tokenizer().save_pretrained(str(src))
+    src = save_classifier_dir(tmp_path / "cross", labels=("score",))
     variant = _write_variant(src, tmp_path / "fp32")
     onnx_model, torch_model = open_model(str(variant)), open_model(str(src))
     assert onnx_model.labels == torch_model.labels and len(onnx_model.labels) == 1

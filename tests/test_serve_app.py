@@ -21,33 +21,12 @@ from serving.backends import Backend, TorchBackend, pad_batch
 from serving.config import ServeConfig
 from serving.testing import FakeBackend, lifespan
 from studentpack.errors import GpuUnavailableError, UserError
-from tests.tiny import SENTENCES, make_tokenizer
+from tests.tiny import (
+    SENTENCES,
+    save_classifier_dir,
+)
 
 LONG = " ".join(["the film was very good"] * 30)  # > 64 tokens: over the tiny model's maximum
-
-
-def save_classifier_dir(path: Path) -> Path:
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from tests.tiny import VOCAB
-
-    torch.manual_seed(1)
-    config = BertConfig(
-        vocab_size=len(VOCAB),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        num_labels=2,
-        id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1},
-        architectures=["BertForSequenceClassification"],
-    )
-    BertForSequenceClassification(config).eval().save_pretrained(str(path))
-    make_tokenizer(64).save_pretrained(str(path))
-    return path
 
 
 @pytest.fixture(scope="module")

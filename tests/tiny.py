@@ -88,3 +88,25 @@ def save_roberta_dir(path: Path, layers: int = 2, hidden: int = 32, heads: int =
     RobertaModel(config).save_pretrained(str(path))
     make_tokenizer(64).save_pretrained(str(path))
     return path
+
+
+def save_classifier_dir(path: Path, labels: tuple[str, ...] = ("negative", "positive"), seed: int = 1) -> Path:
+    """A tiny BertForSequenceClassification directory; one label makes a regressor (cross-encoder)."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(VOCAB),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={label: i for i, label in enumerate(labels)},
+        architectures=["BertForSequenceClassification"],
+    )
+    BertForSequenceClassification(config).eval().save_pretrained(str(path))
+    make_tokenizer(64).save_pretrained(str(path))
+    return path
