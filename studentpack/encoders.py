@@ -94,6 +94,43 @@ def map_batches(
     return scatter_rows(batches, outputs, len(texts))
 
 
+class LocalEncoder:
+    """`encode` / `predict` over one `_run(texts, batch_size, progress, pool, text_pairs)` per runtime.
+
+    An embedding model has no `labels`; a classifier names its output columns in `labels`.
+    """
+
+    description: str
+    labels: list[str]
+
+    def _run(
+        self, texts: Sequence[str], batch_size: int, progress: bool, pool: bool, text_pairs: Sequence[str] | None = None
+    ) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        from studentpack.errors import UserError
+
+        if self.labels:
+            raise UserError(f"{self.description} is a classifier; it has no sentence embeddings")
+        return self._run(texts, batch_size, progress, pool=True)
+
+    def predict(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        progress: bool = False,
+        *,
+        text_pairs: Sequence[str] | None = None,
+    ) -> np.ndarray:
+        """Logits (N, C); `text_pairs` feeds sentence pairs (cross-encoders such as an STS-B regressor)."""
+        from studentpack.errors import UserError
+
+        if not self.labels:
+            raise UserError(f"{self.description} is an embedding model, not a classifier")
+        return self._run(texts, batch_size, progress, pool=False, text_pairs=text_pairs)
+
+
 def is_classifier_config(config: dict[str, Any]) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.encoders import DEFAULT_MAX_LENGTH, map_batches
+from studentpack.encoders import DEFAULT_MAX_LENGTH, LocalEncoder, map_batches
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize_np
 
@@ -219,7 +219,7 @@ class OrtSession:
             self.session.run(None, feeds)
 
 
-class OrtEncoder:
+class OrtEncoder(LocalEncoder):
     """TextEncoder / TextClassifier over an OrtSession (the protocol in `studentpack.encoders`)."""
 
     def __init__(self, session: OrtSession, description: str) -> None:
@@ -252,24 +252,6 @@ class OrtEncoder:
             return self._embed(feeds) if pool else self.session.run(feeds, ["logits"])["logits"]
 
         return map_batches(texts, text_pairs, batch_size, progress, run_batch)
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        if self.labels:
-            raise UserError(f"{self.description} is a classifier; it has no sentence embeddings")
-        return self._run(texts, batch_size, progress, pool=True)
-
-    def predict(
-        self,
-        texts: Sequence[str],
-        batch_size: int = 32,
-        progress: bool = False,
-        *,
-        text_pairs: Sequence[str] | None = None,
-    ) -> np.ndarray:
-        """Logits (N, C); `text_pairs` feeds sentence pairs (cross-encoders such as an STS-B regressor)."""
-        if not self.labels:
-            raise UserError(f"{self.description} is an embedding model, not a classifier")
-        return self._run(texts, batch_size, progress, pool=False, text_pairs=text_pairs)
 
 
 def open_onnx(

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from studentpack import adapter
-from studentpack.encoders import is_classifier_config, map_batches
+from studentpack.encoders import LocalEncoder, is_classifier_config, map_batches
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize, mean_pool
 from studentpack.sources import read_model_config
@@ -28,7 +28,7 @@ def torch_device(name: str) -> torch.device:
         raise UserError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from exc
 
 
-class TorchEncoder:
+class TorchEncoder(LocalEncoder):
     """Mean-pooled, L2-normalised embeddings (or logits for classifiers) from a torch model."""
 
     def __init__(
@@ -73,24 +73,6 @@ class TorchEncoder:
             return vectors.float().cpu().numpy()
 
         return map_batches(texts, text_pairs, batch_size, progress, run_batch)
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        if self.labels:
-            raise UserError(f"{self.description} is a classifier; it has no sentence embeddings")
-        return self._run(texts, batch_size, progress, pool=True)
-
-    def predict(
-        self,
-        texts: Sequence[str],
-        batch_size: int = 32,
-        progress: bool = False,
-        *,
-        text_pairs: Sequence[str] | None = None,
-    ) -> np.ndarray:
-        """Logits (N, C); `text_pairs` feeds sentence pairs (cross-encoders such as an STS-B regressor)."""
-        if not self.labels:
-            raise UserError(f"{self.description} is an embedding model, not a classifier")
-        return self._run(texts, batch_size, progress, pool=False, text_pairs=text_pairs)
 
 
 def _model_max_length(model: Any, tokenizer: Any) -> int:
