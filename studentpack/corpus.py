@@ -52,13 +52,18 @@ def _read_source(spec: str) -> list[str]:
     raise UserError(f"corpus not found: {spec}")
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_utf8(path: Path, what: str) -> str:
+    """A text file's contents (a leading BOM dropped); unreadable or non-UTF-8 files are user errors."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise UserError(f"corpus file {path} is not UTF-8 text") from exc
+        raise UserError(f"{what} {path} is not UTF-8 text") from exc
     except OSError as exc:
-        raise UserError(f"cannot read corpus file {path}: {exc.strerror}") from exc
+        raise UserError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _read_lines(path: Path) -> list[str]:
+    text = read_utf8(path, "corpus file")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 

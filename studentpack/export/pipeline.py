@@ -365,7 +365,7 @@ class _Builder:
             per_channel=self.opts.per_channel,
             keep_fp32=self.opts.keep_fp32,
         )
-        settings = {**settings, "source_graph": self.opts.int8_source}
+        settings["source_graph"] = self.opts.int8_source  # the caller knows which graph it passed
         return {"quantization": settings, "fused_ops": fused_operator_counts(_load(directory))}
 
     def _make_int8_static(self, directory: Path) -> dict[str, Any]:

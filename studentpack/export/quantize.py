@@ -134,7 +134,6 @@ def quantize_int8_dynamic(
     save_model(quantized, dst)
     return {
         "format": "QOperator (dynamic)",
-        "source_graph": "fused",
         "weight_type": "int8",
         "activation_type": "uint8 (dynamic)",
         "per_channel": per_channel,

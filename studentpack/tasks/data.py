@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from studentpack.corpus import read_utf8
 from studentpack.errors import UserError
 
 SUFFIXES = (".tsv", ".csv", ".jsonl", ".ndjson", ".json", ".txt")
@@ -136,12 +137,7 @@ def read_table(source: str, split: str = "eval", split_name: str | None = None) 
         texts = embedded_heldout_texts()
         return Table(source, ["text"], [{"text": t} for t in texts], [0] * len(texts))
     path = Path(source)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"data file {source} is not UTF-8 text") from exc
-    except OSError as exc:
-        raise UserError(f"cannot read data file {source}: {exc.strerror}") from exc
+    text = read_utf8(path, "data file")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return _read_jsonl(source, text)
