@@ -211,11 +211,15 @@ class Server:
     def describe(self, info: ModelInfo) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": info.kind,
+            "platform": info.platform,
             "dim": info.dim,
             "max_length": info.max_length,
             "device": info.device,
             "providers": info.providers,
+            "threads": self.config.threads,
         }
+        if info.sha256:
+            out["sha256"] = info.sha256
         if info.labels:
             out["labels"] = info.labels
         return out
@@ -354,9 +358,13 @@ def create_app(
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
-        message = "method not allowed here" if status == 405 else f"no such endpoint: {request.url.path}"
-        oip = request.url.path.startswith("/v2")
-        return responses.error_response(ApiError(status, message, "not_found"), oip)
+        path, oip = request.url.path, request.url.path.startswith("/v2")
+        if status == 405:  # Starlette's router names the methods the route takes in an Allow header
+            allow = (getattr(exc, "headers", None) or {}).get("Allow")
+            message = f"method {request.method} is not allowed on {path}" + (f" (allowed: {allow})" if allow else "")
+            error = ApiError(405, message, "method_not_allowed", {"Allow": allow} if allow else None)
+            return responses.error_response(error, oip)
+        return responses.error_response(ApiError(status, f"no such endpoint: {path}", "not_found"), oip)
 
     app = Starlette(routes=server.routes(), lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
     app.state.lifecycle = lifecycle

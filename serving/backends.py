@@ -45,6 +45,7 @@ class ModelInfo:
     providers: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     source: str = ""  # the directory it came from (shown to the operator, never chosen by a request)
+    sha256: str = ""  # content hash of the model directory (provenance.hash_directory): joins reports to files
 
     @property
     def output_name(self) -> str:
@@ -191,8 +192,14 @@ def load_backend(
     """Open a model directory for serving; CUDA that is not really used is an error, never a CPU fallback."""
     check_model_dir(path)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from studentpack.provenance import hash_directory
+
+    backend: Backend
     if is_onnx_dir(path):
         from serving.onnx_backend import OnnxBackend
 
-        return OnnxBackend(path, device=device, max_length=max_length, threads=threads, spin=spin)
-    return TorchBackend(path, device=device, max_length=max_length, threads=threads)
+        backend = OnnxBackend(path, device=device, max_length=max_length, threads=threads, spin=spin)
+    else:
+        backend = TorchBackend(path, device=device, max_length=max_length, threads=threads)
+    backend.info.sha256 = hash_directory(path)
+    return backend

@@ -95,3 +95,19 @@ def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
 def is_temporary(path: Path) -> bool:
     """True for the temporary names this module uses (useful for cleanup and tests)."""
     return path.name.startswith(".") and TMP_MARK in path.name
+
+
+def check_writable_dir(path: str | Path, what: str = "output directory") -> None:
+    """Fail before any work when `path` could not be created or written (a file, or a read-only parent)."""
+    from studentpack.errors import UserError
+
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise UserError(f"{what} {target} is a file")
+    probe = target
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{what} {target}: {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{what} {target}: {probe} is not writable")

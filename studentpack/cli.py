@@ -23,6 +23,9 @@ VERBS: dict[str, str] = {
     "eval": "evaluate",
     "export": "export",
     "serve": "serve",
+    "loadtest": "loadtest",
+    "report": "report",
+    "pipeline": "pipeline",
 }
 
 DESCRIPTION = """\
@@ -32,6 +35,9 @@ Turn a large Transformer encoder into small, fast, deployable students.
   eval      score a model on STS-B, SST-2 or agreement with its teacher
   export    write ONNX variants (fp32, fused, int8, fp16), each gated on parity/accuracy
   serve     serve models over HTTP (Open Inference Protocol v2, /v1/embeddings)
+  loadtest  load-test a served model with locust: latency percentiles, throughput
+  report    accuracy against served latency across students and variants: table + Pareto plot
+  pipeline  all of the above in one command: distill -> eval -> export -> serve -> loadtest -> report
 
 Run `studentpack <verb> --help` for the options of each verb.
 """

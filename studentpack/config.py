@@ -124,6 +124,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         (item_hint, *_rest) = get_args(hint) or (Any,)
         items = [_coerce(item_hint, v, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise UserError(f"{key}: expected a mapping, got {type(value).__name__}")
+        _key_hint, value_hint = get_args(hint) or (str, Any)
+        return {str(k): _coerce(value_hint, v, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(hint):
         return build(hint, value, key)  # type: ignore[arg-type]
     return _coerce_scalar(hint, value, key)

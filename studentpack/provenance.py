@@ -87,3 +87,32 @@ def machine() -> dict[str, object]:
         "cpu_model": model,
         "cpu_count": os.cpu_count(),
     }
+
+
+def gpus() -> list[str]:
+    """GPU names from nvidia-smi (empty where there is none), without importing torch."""
+    import shutil
+    import subprocess
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        done = subprocess.run(
+            [smi, "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
+
+
+def machine_facts() -> dict[str, object]:
+    """machine() plus the CPU flags that decide INT8 speed, the CPUs this process may use, and GPUs."""
+    from studentpack.export.presets import relevant_flags
+
+    usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return {**machine(), "cpu_flags": relevant_flags(cpu_flags()), "usable_cpus": usable, "gpus": gpus()}

@@ -85,6 +85,8 @@ class HttpEncoder:
         self.dim = int(model["dim"])
         self.max_length = int(model["max_length"])
         self.labels: list[str] = list(model.get("labels", []))
+        self.sha256: str | None = model.get("sha256")  # the served directory's content hash, when told
+        self.served_info = {k: model.get(k) for k in ("platform", "device", "providers", "threads") if k in model}
         self.description = f"{base}/v2/models/{self.name}"
         self.truncated = 0
         if max_length is not None and max_length != self.max_length:

@@ -209,3 +209,72 @@ def test_roberta_family_teacher(method: str, corpus: Path, tmp_path: Path) -> No
     assert distill(teacher, corpus, out, "--method", method, "--student-layers", "1", "--fit-head-steps", "3") == 0
     student = AutoModel.from_pretrained(str(out / "student"))
     assert type(student).__name__ == "RobertaModel" and student.config.num_hidden_layers == 1
+
+
+def _checkpoints(out: Path) -> list[str]:
+    root = out / "checkpoints"
+    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+
+
+def test_a_finished_run_deletes_its_checkpoints_and_says_what_to_run_next(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "my run"
+    capsys.readouterr()
+    assert distill(tiny_bert_dir, corpus, out, "--student-layers", "1") == 0
+    printed = capsys.readouterr().out
+    assert not (out / "checkpoints").exists(), _checkpoints(out)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "no temporary leftovers"
+    assert (out / "student" / "model.safetensors").is_file()
+    assert json.loads((out / "student" / "studentpack.json").read_text())["config"]["keep_final_checkpoint"] is False
+    student, variant = f"'{out / 'student'}'", f"'{out / 'onnx' / 'int8-dynamic'}'"  # quoted: the path has a space
+    nexts = [line.removeprefix("next: ") for line in printed.splitlines() if line.startswith("next: ")]
+    assert nexts == [
+        f"studentpack eval {student} --task agreement",
+        f"studentpack eval {student} --task stsb --data PATH/TO/stsb/dev.tsv",
+        f"studentpack export {student} --onnx && studentpack serve {variant}",
+    ]
+    # --resume on it still says it is finished, checkpoints or not
+    _one_line_error(capsys, main(["distill", "--resume", str(out)]), "this run already finished")
+
+
+def test_keep_final_checkpoint_keeps_only_the_last(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert distill(tiny_bert_dir, corpus, out, "--student-layers", "1", "--keep-final-checkpoint") == 0
+    assert _checkpoints(out) == ["step-00000006"]
+    assert sorted(p.name for p in (out / "checkpoints" / "step-00000006").iterdir()) == [
+        "bundle.safetensors", "optimizer.pt", "rng-0.pt", "state.json",
+    ]  # fmt: skip
+    assert "final checkpoint kept: " in capsys.readouterr().out
+    assert json.loads((out / "student" / "studentpack.json").read_text())["config"]["keep_final_checkpoint"] is True
+    _one_line_error(capsys, main(["distill", "--resume", str(out)]), "this run already finished")
+    config = tmp_path / "run.yaml"  # the config key works too
+    config.write_text("keep_final_checkpoint: true\nstudent: {layers: 1}\n")
+    out2 = tmp_path / "run2"
+    assert distill(tiny_bert_dir, corpus, out2, "--config", str(config)) == 0
+    assert _checkpoints(out2) == ["step-00000006"]
+
+
+def test_checkpoints_stay_until_the_student_is_written(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while saving the student deletes nothing: the run resumes from its last checkpoint."""
+    from studentpack.distill import trainer
+
+    real = trainer.write_student
+
+    def broken(path: Path, *args: object, **kwargs: object) -> None:
+        path.mkdir(parents=True)  # a half-written student directory, with no studentpack.json
+        raise OSError("disk full")
+
+    monkeypatch.setattr(trainer, "write_student", broken)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="disk full"):
+        distill(tiny_bert_dir, corpus, out, "--student-layers", "1")
+    assert _checkpoints(out) == ["step-00000003", "step-00000006"]
+    monkeypatch.setattr(trainer, "write_student", real)
+    assert main(["distill", "--resume", str(out), "--quiet"]) == 0
+    assert (out / "student" / "studentpack.json").is_file()
+    assert not (out / "checkpoints").exists()

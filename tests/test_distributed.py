@@ -34,7 +34,7 @@ def test_two_processes_end_with_identical_weights(tiny_bert_dir: Path, tmp_path:
         "--master_port", str(_free_port()), "-m", "studentpack", "distill",
         "--teacher", str(tiny_bert_dir), "--corpus", str(corpus), "--out", str(out), "--method", "hs+mha",
         "--student-layers", "2", "--steps", "8", "--batch-size", "3", "--checkpoint-every", "4",
-        "--device", "cpu", "--threads", "1", "--quiet",
+        "--device", "cpu", "--threads", "1", "--quiet", "--keep-final-checkpoint",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
@@ -45,7 +45,9 @@ def test_two_processes_end_with_identical_weights(tiny_bert_dir: Path, tmp_path:
     assert len(digests) == 2 and digests[0] == digests[1]
     saved = AutoModel.from_pretrained(str(out / "student"))
     assert parameter_digest(saved) == digests[0], "the saved student is the weights both ranks hold"
-    # both ranks' RNG states are checkpointed; the batch stream was sharded (2 x 3 sequences a step)
+    # both ranks' RNG states are checkpointed; the batch stream was sharded (2 x 3 sequences a step);
+    # --keep-final-checkpoint left the last checkpoint (and only it) to look at
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-00000008"]
     assert sorted(p.name for p in (out / "checkpoints" / "step-00000008").iterdir()) == [
         "bundle.safetensors", "optimizer.pt", "rng-0.pt", "rng-1.pt", "state.json",
     ]  # fmt: skip

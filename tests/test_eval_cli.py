@@ -364,3 +364,46 @@ def test_onnx_variant_is_scored_by_the_same_code(capsys, tiny_bert_dir: Path, st
     )
     assert agree["value"] == pytest.approx(100.0, abs=1e-6)
     assert agree["metrics"]["min_cosine"] == pytest.approx(100.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("task", ["stsb", "sst2"])
+def test_no_data_points_at_local_files_before_the_hub(
+    capsys, monkeypatch: pytest.MonkeyPatch, tiny_bert_dir: Path, task: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as on a base install: `import datasets` fails
+    code, out, err = run_cli(capsys, str(tiny_bert_dir), "--task", task, "--no-save")
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    message = err.removeprefix("studentpack eval: error: ")
+    assert message.startswith(f"{task} needs eval data: pass --data FILE_OR_DIR"), message
+    assert "train.* and dev.*" in message
+    hub = message.index(f"hub:glue/{task}")
+    assert message.index("--data FILE_OR_DIR") < hub < message.index("pip install 'studentpack[hub]'")
+    assert "network" in message[hub - 40 :]
+
+
+def test_a_runs_student_and_its_exported_variants_share_one_eval_json(
+    capsys, model_copy: Path, stsb_known: Path, tmp_path: Path
+) -> None:
+    """<run>/student and <run>/onnx/<variant> (export's default --out) both report into <run>/eval.json."""
+    pytest.importorskip("onnxruntime")
+    from studentpack.cli import main
+
+    run_dir = model_copy.parent
+    assert main(["export", str(model_copy), "--onnx", "--variants", "fp32"]) == 0  # default --out <run>/onnx
+    variant = run_dir / "onnx" / "fp32"
+    assert (variant / "model.onnx").is_file()
+    capsys.readouterr()
+    data = ["--task", "stsb", "--data", str(stsb_known)]
+    run_cli(capsys, str(model_copy), *data)
+    code, _, err = run_cli(capsys, str(variant), *data)
+    assert code == 0 and f"result saved to {run_dir / 'eval.json'}" in err, err
+    assert not (run_dir / "onnx" / "eval.json").exists()
+    results = json.loads((run_dir / "eval.json").read_text())["results"]
+    assert set(results) == {"student", "onnx/fp32"}
+    assert results["onnx/fp32"]["stsb/zeroshot"]["value"] == pytest.approx(
+        results["student"]["stsb/zeroshot"]["value"], abs=1e-6
+    )
+    # an ONNX directory elsewhere keeps the rule <model>/../eval.json under its own name
+    elsewhere = Path(shutil.copytree(variant, tmp_path / "models" / "mine"))
+    run_cli(capsys, str(elsewhere), *data, "--quiet")
+    assert set(json.loads((tmp_path / "models" / "eval.json").read_text())["results"]) == {"mine"}

@@ -120,10 +120,29 @@ def test_unknown_routes_and_methods_answer_json(encoder: TorchBackend) -> None:
     async def body(c: Client) -> None:
         response = await c.get("/nope")
         assert response.status_code == 404 and "no such endpoint" in response.json()["error"]["message"]
+        assert response.json()["error"]["code"] == "not_found"
         response = await c.get("/v1/embeddings")
         assert response.status_code == 405 and response.json()["error"]["message"]
         response = await c.post("/v2/health/live")
         assert response.status_code == 405 and isinstance(response.json()["error"], str)
+
+    run({"tiny": encoder}, body)
+
+
+def test_wrong_method_is_method_not_allowed_with_an_allow_header(encoder: TorchBackend) -> None:
+    async def body(c: Client) -> None:
+        response = await c.get("/v1/embeddings")
+        assert response.status_code == 405
+        error = response.json()["error"]
+        assert error["code"] == "method_not_allowed" and error["type"] == "invalid_request_error"
+        assert "GET" in error["message"] and "/v1/embeddings" in error["message"]
+        assert response.headers["Allow"] == "POST"
+        response = await c.delete("/v2/health/live")  # OIP error body: {"error": "message"}
+        assert response.status_code == 405 and "DELETE" in response.json()["error"]
+        assert "GET" in response.headers["Allow"]
+        response = await c.get("/v1/nope")
+        assert response.status_code == 404 and response.json()["error"]["code"] == "not_found"
+        assert "Allow" not in response.headers
 
     run({"tiny": encoder}, body)
 

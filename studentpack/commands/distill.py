@@ -21,6 +21,10 @@ With no arguments it distils the packaged all-MiniLM-L6-v2 into a 3-layer studen
 ships with Python, in a few minutes on a laptop CPU. The result, runs/<method>-l<layers>/student/,
 is a Hugging Face directory (AutoModel.from_pretrained) with studentpack.json describing the run.
 
+While it runs, checkpoints (<run>/checkpoints/step-N/: weights, optimizer state and RNG; a few
+hundred MB each for the default teacher) let an interrupted run continue with --resume. Once the
+student is saved they are deleted; --keep-final-checkpoint keeps the last one.
+
 examples:
   studentpack distill --method mha --student-layers 3 --steps 2000 --out runs/mha-l3
   studentpack distill --method hs --layer-map uniform-last --student-layers 3 --out runs/hs-l3 \\
@@ -62,6 +66,7 @@ _FLAG_KEYS: dict[str, str] = {
     "dropout": "dropout",
     "checkpoint_every": "checkpoint_every",
     "keep_checkpoints": "keep_checkpoints",
+    "keep_final_checkpoint": "keep_final_checkpoint",
     "log_every": "log_every",
     "device": "device",
     "precision": "precision",
@@ -162,7 +167,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint"
     )
     run.add_argument("--checkpoint-every", type=int, default=s, help="steps between checkpoints (default 100)")
-    run.add_argument("--keep-checkpoints", type=int, default=s, help="checkpoints kept (default 2)")
+    run.add_argument(
+        "--keep-checkpoints", type=int, default=s, help="checkpoints kept while the run goes on (default 2)"
+    )
+    run.add_argument(
+        "--keep-final-checkpoint",
+        action="store_true",
+        default=s,
+        help="once the student is saved, keep the last checkpoint (default: delete them all)",
+    )
     run.add_argument("--log-every", type=int, default=s, help="steps between log lines (default 10)")
     run.add_argument("--device", default=s, help="auto (default), cpu or cuda; cuda without a GPU is an error")
     run.add_argument("--precision", choices=["no", "bf16", "fp16"], default=s, help="mixed precision (default no)")
@@ -248,13 +261,29 @@ def run(args: argparse.Namespace) -> int:
 def _summary(student: Path) -> None:
     import json
 
+    from studentpack.distill.checkpoint import latest_checkpoint
+
     manifest = json.loads((student / "studentpack.json").read_text())
     terms = ", ".join(f"{k} {v:.4f}" for k, v in manifest["final_terms"].items())
+    kept = latest_checkpoint(student.parent)
     print(
         f"student: {student}\n"
         f"  {manifest['student']['layers']} layers x {manifest['student']['hidden']} wide, "
         f"{manifest['student']['parameters'] / 1e6:.1f}M parameters, init {manifest['init']['kind']}\n"
         f"  {manifest['method']}: {manifest['steps']} steps, {manifest['tokens_seen']:,} tokens, "
         f"{manifest['tokens_per_s']:,.0f} tokens/s\n"
-        f"  final loss terms: {terms}"
+        f"  final loss terms: {terms}" + (f"\n  final checkpoint kept: {kept[1]}" if kept else "")
     )
+    print("\n".join(f"next: {command}" for command in next_commands(student)))
+
+
+def next_commands(student: Path) -> list[str]:
+    """What to run after distilling, with this run's paths: score it, then export and serve it."""
+    from shlex import quote
+
+    model, variant = quote(str(student)), quote(str(student.parent / "onnx" / "int8-dynamic"))
+    return [
+        f"studentpack eval {model} --task agreement",
+        f"studentpack eval {model} --task stsb --data PATH/TO/stsb/dev.tsv",
+        f"studentpack export {model} --onnx && studentpack serve {variant}",
+    ]

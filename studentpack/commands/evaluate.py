@@ -30,10 +30,12 @@ tasks and modes (the first mode is the default; a fine-tuned classifier defaults
 
 data (--data): a file (.tsv, .csv, .jsonl, .json, .txt), a directory with train.* and dev.* (the
 layout of ../shared/data), or hub:glue/stsb, hub:glue/sst2, hub:NAME[:CONFIG] (needs `datasets`
-and network; the default for stsb and sst2). Agreement defaults to held-out standard-library prose.
+and network; what stsb and sst2 try without --data). Agreement defaults to held-out standard-library prose.
 
 output: a table on stdout (or one JSON object with --json); the result is merged into eval.json
-next to the model (<model>/../eval.json) unless --out PATH or --no-save; texts longer than
+next to the model (<model>/../eval.json, under the model directory's name) unless --out PATH or
+--no-save. A run's exported variants report to the run: <run>/onnx/<variant> saves into
+<run>/eval.json, beside <run>/student's results, under the name onnx/<variant>. Texts longer than
 --max-length are truncated and counted.
 
 examples:
@@ -42,6 +44,7 @@ examples:
   studentpack eval runs/mha-l3/student --task sst2 --data ../shared/data/sst2 --mode finetune \\
       --train-limit 8000 --out runs/mha-l3/sst2
   studentpack eval runs/mha-l3/student --task agreement --teacher default --json
+  studentpack eval runs/mha-l3/onnx/int8-dynamic --task stsb --data ../shared/data/stsb/dev.tsv
 """
 
 
@@ -74,7 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--warmup", type=float, help="fraction of steps warming up linearly (default 0.1)")
     train.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
     out = parser.add_argument_group("output")
-    out.add_argument("--out", help="eval.json file or directory; with --mode finetune: the fine-tuned model dir")
+    out.add_argument(
+        "--out",
+        help="eval.json file or directory (default: <model>/../eval.json, or <run>/eval.json for <run>/onnx/<variant>);"
+        " with --mode finetune: the fine-tuned model dir",
+    )
     out.add_argument("--no-save", dest="save", action="store_const", const=False, help="write no files")
     out.add_argument("--overwrite", action="store_const", const=True, help="replace an existing fine-tuned model dir")
     out.add_argument("--json", dest="as_json", action="store_true", help="print one JSON object instead of a table")

@@ -71,9 +71,34 @@ def save(
         final = root / _name(step)
         atomic.remove_tree(final)
         os.replace(tmp, final)
-        for _, old in list_checkpoints(run_dir)[:-keep]:
-            atomic.remove_tree(old)
+        prune(run_dir, keep)
     accelerator.wait_for_everyone()
+
+
+def prune(run_dir: Path, keep: int) -> Path | None:
+    """Delete all checkpoints but the newest `keep` (keep=0: the whole checkpoints directory); return
+    the newest kept one. Each goes to a temporary name first, so a kill mid-delete never leaves a
+    half-deleted directory under a checkpoint's name."""
+    root = run_dir / ROOT
+    if not root.is_dir():
+        return None
+    if keep < 1:
+        _remove_via_temporary(root)
+        return None
+    found = list_checkpoints(run_dir)
+    for _, old in found[:-keep]:
+        _remove_via_temporary(old)
+    for leftover in root.iterdir():  # temp directories of saves or deletions that were killed
+        if atomic.is_temporary(leftover):
+            atomic.remove_tree(leftover)
+    return found[-1][1] if found else None
+
+
+def _remove_via_temporary(path: Path) -> None:
+    doomed = path.parent / f".{path.name}{atomic.TMP_MARK}removed-{os.getpid()}"
+    atomic.remove_tree(doomed)
+    os.replace(path, doomed)
+    atomic.remove_tree(doomed)
 
 
 def load(accelerator: Any, path: Path, bundle: torch.nn.Module, optimizer: Any) -> dict:

@@ -72,6 +72,17 @@ def check_resumable(run: RunDir) -> DistillConfig:
     return read_config(run)
 
 
+def retire_checkpoints(run: RunDir, keep_final: bool) -> Path | None:
+    """Once the run is finished, delete its checkpoints (optimizer state included), or all but the last.
+
+    Does nothing before the student directory is complete under its final name (`finished`), so
+    a failure up to that point leaves every checkpoint for --resume. Returns the kept checkpoint.
+    """
+    if not run.finished():
+        return None
+    return checkpoint.prune(run.path, 1 if keep_final else 0)
+
+
 def write_config(run: RunDir, config: DistillConfig) -> None:
     atomic.write_json(run.config, to_dict(config))
 

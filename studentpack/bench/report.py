@@ -1,0 +1,327 @@
+"""`build_report(roots)`: one row per model x variant x device, accuracy next to served latency.
+
+- Accuracy: every evaluation of the row's exact files (by content hash). A result measured through
+  a served endpoint is preferred; one measured locally is used only when there is none, and marked.
+  Each metric is also shown as % of the teacher's own result on the same task, mode and data.
+- Latency and throughput: the row's load test (p50/p95/p99 at concurrency 1, best texts/s).
+- Baseline: the teacher's PyTorch directory served by the same server (what a user deploys without
+  this toolkit); speed-ups are the baseline's p50 over the row's, and the row's best throughput over
+  the baseline's, on the same device.
+- Frontier: rows no other row beats on both accuracy (the headline score) and p50 latency.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from studentpack.bench.collect import Found, Model, find, parameter_count
+
+SCHEMA = "studentpack.report/1"
+# metrics that make the headline accuracy score, best first; the score averages those the teacher has
+HEADLINE_METRICS = ("stsb/zeroshot", "sst2/probe", "stsb/finetune", "sst2/finetune", "agreement/zeroshot")
+ACCURACY_TARGET = 97.0  # % of the teacher that a student must keep to count as the headline's "best"
+
+
+@dataclass
+class Row:
+    model: Model
+    device: str
+    name: str
+    role: str  # teacher | student
+    params: int | None
+    method: str
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # "task/mode" -> value, pct, served, ...
+    latency: dict[str, Any] | None = None  # p50/p95/p99 at the lowest concurrency measured
+    latency_users: int | None = None
+    best: dict[str, Any] | None = None  # texts_per_s, users
+    loadtest: str | None = None
+    score: float | None = None  # mean % of teacher over the headline metrics
+    frontier: bool = False
+    baseline: bool = False
+    speedup_p50: float | None = None
+    speedup_throughput: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "run": self.model.run,
+            "variant": self.model.variant,
+            "device": self.device,
+            "role": self.role,
+            "baseline": self.baseline,
+            "frontier": self.frontier,
+            "params": self.params,
+            "size_bytes": self.model.size_bytes,
+            "method": self.method,
+            "metrics": self.metrics,
+            "score_pct_of_teacher": self.score,
+            "latency_ms": self.latency,
+            "latency_users": self.latency_users,
+            "best_throughput": self.best,
+            "speedup_p50": self.speedup_p50,
+            "speedup_throughput": self.speedup_throughput,
+            "path": str(self.model.path),
+            "sha256": self.model.sha256,
+            "loadtest": self.loadtest,
+        }
+
+
+def build_report(roots: list[Path]) -> dict[str, Any]:
+    found = find(roots)
+    rows = _rows(found)
+    headline_metrics = _score_rows(rows, found)
+    devices = sorted({r.device for r in rows})
+    for device in devices:
+        on_device = [r for r in rows if r.device == device]
+        _speedups(on_device)
+        _mark_frontier(on_device)
+    return {
+        "schema": SCHEMA,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "roots": [str(r) for r in roots],
+        "headline_metrics": headline_metrics,
+        "devices": devices,
+        "headline": {d: _headline([r for r in rows if r.device == d]) for d in devices},
+        "rows": [r.to_json() for r in rows],
+        "machines": _machines(found),
+        "notes": _notes(rows, found),
+        "skipped": found.skipped,
+    }
+
+
+# ------------------------------------------------------------------------------------------- rows
+
+
+def _rows(found: Found) -> list[Row]:
+    rows: list[Row] = []
+    tested: set[tuple[str, str]] = set()
+    for doc in sorted(found.loadtests, key=lambda d: d.get("created", "")):
+        info = (doc.get("target") or {}).get("info") or {}
+        model = found.models.get(info.get("sha256", ""))
+        if model is None:
+            found.skipped.append(f"{doc['_file']}: the served model's files were not found under the given dirs")
+            continue
+        device = _device(doc, info)
+        key = (model.sha256, device)
+        if key in tested:  # a newer load test of the same files on the same device replaces the older
+            rows = [r for r in rows if (r.model.sha256, r.device) != key]
+        tested.add(key)
+        row = _row(found, model, device)
+        _latency(row, doc)
+        rows.append(row)
+    for model in found.models.values():
+        if not any(r.model.sha256 == model.sha256 for r in rows) and _evals_of(found, model.sha256):
+            rows.append(_row(found, model, "not served"))
+    return sorted(rows, key=lambda r: (r.device, r.role != "teacher", r.model.run, _variant_order(r.model.variant)))
+
+
+def _device(doc: dict[str, Any], info: dict[str, Any]) -> str:
+    device = str(info.get("device") or "unknown")
+    gpus = (doc.get("machine") or {}).get("gpus") or []
+    if device.startswith("cuda") and gpus:
+        return f"{device} ({gpus[0].split(',')[0]})"
+    return device
+
+
+def _variant_order(variant: str) -> int:
+    order = ("torch", "fp32", "fused", "openvino", "int8-dynamic", "int8-static", "openvino-int8", "fp16")
+    return order.index(variant) if variant in order else len(order)
+
+
+def _row(found: Found, model: Model, device: str) -> Row:
+    family = found.models.get(model.family)
+    manifest = model.manifest or (family.manifest if family else None)
+    role = "teacher" if model.family in found.teacher_shas else "student"
+    run = "teacher" if role == "teacher" else model.run
+    model.run = run
+    params = (manifest or {}).get("student", {}).get("parameters")
+    if params is None:
+        params = parameter_count(family.path if family else model.path)
+    row = Row(model, device, f"{run} {model.variant}", role, params, _method(manifest, role))
+    _accuracy(row, found)
+    return row
+
+
+def _method(manifest: dict[str, Any] | None, role: str) -> str:
+    if role == "teacher":
+        return "teacher"
+    if not manifest:
+        return "?"
+    student = manifest.get("student") or {}
+    teacher = manifest.get("teacher") or {}
+    parts = [f"{manifest.get('method')}", f"{student.get('layers')}x{student.get('hidden')}"]
+    method = str(manifest.get("method", ""))
+    if "hs" in method.split("+") and manifest.get("layer_map"):
+        pairs = manifest["layer_map"].get("pairs") or []
+        parts.append(f"map {manifest['layer_map'].get('strategy')} " + ",".join(f"{s}:{t}" for s, t in pairs))
+    if "mha" in method.split("+") and manifest.get("teacher_layer"):
+        parts.append(
+            f"T{manifest['teacher_layer']}/{teacher.get('layers')}, {manifest.get('relation_heads')} rel. heads"
+        )
+    init = manifest.get("init_map") or {}
+    if init.get("pairs"):
+        parts.append("init " + ",".join(str(t) for _, t in init["pairs"]))
+    return "; ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------- accuracy
+
+
+def _evals_of(found: Found, sha: str) -> list[dict[str, Any]]:
+    return [e for e in found.evals if (e.get("details") or {}).get("model_sha256") == sha]
+
+
+def _pick(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per task/mode: the newest served result, else the newest local one."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for result in sorted(results, key=lambda e: (_served(e), e.get("created", ""))):
+        chosen[f"{result.get('task')}/{result.get('mode')}"] = result
+    return chosen
+
+
+def _served(result: dict[str, Any]) -> bool:
+    return bool((result.get("details") or {}).get("served"))
+
+
+def _accuracy(row: Row, found: Found) -> None:
+    for key, result in _pick(_evals_of(found, row.model.sha256)).items():
+        row.metrics[key] = {
+            "metric": result.get("metric"),
+            "value": result.get("value"),
+            "served": _served(result),
+            "data": result.get("data"),
+            "n": result.get("n"),
+            "pct_of_teacher": None,
+        }
+
+
+def _teacher_reference(rows: list[Row], found: Found) -> dict[str, dict[str, Any]]:
+    """The teacher's results per task/mode: its PyTorch directory's, else any teacher variant's."""
+    teachers = sorted((r for r in rows if r.role == "teacher"), key=lambda r: r.model.variant != "torch")
+    reference: dict[str, dict[str, Any]] = {}
+    for row in reversed(teachers):
+        reference.update(row.metrics)
+    return reference
+
+
+def _score_rows(rows: list[Row], found: Found) -> list[str]:
+    reference = _teacher_reference(rows, found)
+    for row in rows:
+        for key, entry in row.metrics.items():
+            ref = reference.get(key)
+            same_data = ref is not None and ref.get("data") == entry.get("data") and ref.get("n") == entry.get("n")
+            if same_data and ref and ref.get("value") and entry.get("value") is not None:
+                entry["pct_of_teacher"] = round(100.0 * entry["value"] / ref["value"], 2)
+    headline = [m for m in HEADLINE_METRICS if m in reference][:2]
+    for row in rows:
+        pcts = [row.metrics.get(m, {}).get("pct_of_teacher") for m in headline]
+        known = [float(p) for p in pcts if p is not None]
+        row.score = round(statistics.fmean(known), 2) if headline and len(known) == len(pcts) else None
+    return headline
+
+
+# ------------------------------------------------------------------------------------------- latency
+
+
+def _latency(row: Row, doc: dict[str, Any]) -> None:
+    levels = [lv for lv in doc.get("levels", []) if lv.get("latency_ms")]
+    row.loadtest = doc["_file"]
+    if not levels:
+        return
+    lowest = min(levels, key=lambda lv: lv["users"])
+    row.latency, row.latency_users = lowest["latency_ms"], lowest["users"]
+    best = max(levels, key=lambda lv: lv["texts_per_s"])
+    row.best = {"texts_per_s": best["texts_per_s"], "users": best["users"]}
+
+
+def _speedups(rows: list[Row]) -> None:
+    baseline = next((r for r in rows if r.role == "teacher" and r.model.variant == "torch" and r.latency), None)
+    if baseline is None or baseline.latency is None:
+        return
+    baseline.baseline = True
+    for row in rows:
+        if row.latency and row.latency_users == baseline.latency_users:
+            row.speedup_p50 = round(baseline.latency["p50"] / row.latency["p50"], 2)
+        if row.best and baseline.best:
+            row.speedup_throughput = round(row.best["texts_per_s"] / baseline.best["texts_per_s"], 2)
+
+
+def _mark_frontier(rows: list[Row]) -> None:
+    points = [r for r in rows if r.score is not None and r.latency]
+    for row in points:
+        assert row.latency is not None and row.score is not None
+        p50, score = row.latency["p50"], row.score
+        row.frontier = not any(
+            o is not row
+            and o.latency is not None
+            and o.score is not None
+            and o.latency["p50"] <= p50
+            and o.score >= score
+            and (o.latency["p50"] < p50 or o.score > score)
+            for o in points
+        )
+
+
+def _headline(rows: list[Row]) -> dict[str, Any] | None:
+    """The fastest student keeping >= ACCURACY_TARGET % of the teacher, against the baseline."""
+    baseline = next((r for r in rows if r.baseline), None)
+    students = [r for r in rows if r.role == "student" and r.score is not None and r.latency]
+    if not students:
+        return None
+    keeping = [r for r in students if (r.score or 0) >= ACCURACY_TARGET]
+    best = min(keeping, key=lambda r: r.latency["p50"]) if keeping else max(students, key=lambda r: r.score or 0)  # type: ignore[index]
+    assert best.latency is not None
+    return {
+        "row": best.name,
+        "meets_accuracy_target": bool(keeping),
+        "accuracy_target_pct": ACCURACY_TARGET,
+        "score_pct_of_teacher": best.score,
+        "p50_ms": best.latency["p50"],
+        "baseline": baseline.name if baseline else None,
+        "baseline_p50_ms": baseline.latency["p50"] if baseline and baseline.latency else None,
+        "speedup_p50": best.speedup_p50,
+        "speedup_throughput": best.speedup_throughput,
+    }
+
+
+def _machines(found: Found) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for doc in found.loadtests:
+        facts = doc.get("machine") or {}
+        seen.setdefault(str(facts.get("cpu_model")) + str(facts.get("gpus")), facts)
+    return list(seen.values())
+
+
+def _notes(rows: list[Row], found: Found) -> list[str]:
+    notes = []
+    local = sorted({r.name for r in rows for m in r.metrics.values() if not m["served"]})
+    if local:
+        notes.append("measured locally, not through a served endpoint: " + ", ".join(local))
+    if not any(r.baseline for r in rows):
+        notes.append("no load test of the teacher's PyTorch directory: no baseline, no speed-ups")
+    for doc in found.loadtests:
+        notes.extend(f"{Path(doc['_file']).parent.name}: {n}" for n in doc.get("notes", []) if "saturated" in n)
+    shared = [d for d in found.loadtests if any("share" in n for n in d.get("notes", []))]
+    if shared:
+        notes.append(f"load generator and server shared the machine's cores in {len(shared)} load test(s)")
+    return notes
+
+
+def write_report(roots: list[Path], out: Path) -> dict[str, Any]:
+    """report.json, report.md and pareto.png under `out`, each written atomically."""
+    from studentpack import atomic
+    from studentpack.bench.markdown import render
+    from studentpack.bench.plot import plot
+
+    atomic.check_writable_dir(out)
+    report = build_report(roots)
+    png = plot(report)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(out / "report.json", report)
+    atomic.write_text(out / "report.md", render(report))
+    atomic.write_bytes(out / "pareto.png", png)
+    return report

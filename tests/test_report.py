@@ -1,0 +1,149 @@
+"""`studentpack report` from hand-made artifacts with known figures: rows, % of teacher, frontier, PNG."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from studentpack.bench.report import build_report, write_report
+from studentpack.cli import main
+from studentpack.provenance import hash_directory
+
+
+def _model_dir(path: Path, payload: str) -> Path:
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"model_type": "bert", "payload": payload}))
+    return path
+
+
+def _json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def _variant(run: Path, variant: str, source_sha: str) -> Path:
+    directory = run / "onnx" / variant
+    directory.mkdir(parents=True)
+    (directory / "model.onnx").write_bytes(variant.encode() * 1000)
+    _json(directory / "export.json", {"schema": "studentpack.export/1", "variant": variant, "status": "accepted",
+                                      "source": {"sha256": source_sha}})  # fmt: skip
+    return directory
+
+
+def _loadtest(path: Path, model_dir: Path, p50: float, best: float, device: str = "cpu") -> None:
+    levels = [
+        {"users": 1, "ok": 100, "texts_per_s": 1000 / p50, "latency_ms": {"p50": p50, "p95": p50 * 1.5, "p99": p50 * 2,
+                                                                          "max": p50 * 3, "mean": p50}},
+        {"users": 8, "ok": 100, "texts_per_s": best, "latency_ms": {"p50": p50 * 3, "p95": p50 * 4, "p99": p50 * 5,
+                                                                   "max": p50 * 6, "mean": p50 * 3}},
+    ]  # fmt: skip
+    _json(path, {"schema": "studentpack.loadtest/1", "created": "2026-01-01T00:00:00+00:00", "levels": levels,
+                 "target": {"model_dir": str(model_dir),
+                            "info": {"sha256": hash_directory(model_dir), "device": device}},
+                 "machine": {"cpu_model": "test CPU", "cpu_count": 2, "gpus": []}, "notes": []})  # fmt: skip
+
+
+def _eval(path: Path, key: str, model_dir: Path, value: float, served: bool = True) -> None:
+    data = json.loads(path.read_text()) if path.is_file() else {"format": "studentpack.eval/1", "results": {}}
+    details: dict[str, Any] = {"model_sha256": hash_directory(model_dir)}
+    if served:
+        details["served"] = {"url": "http://127.0.0.1:1/v2/models/x"}
+    data["results"][key] = {"agreement/zeroshot": {"task": "agreement", "mode": "zeroshot", "metric": "spearman",
+                                                   "value": value, "n": 300, "data": "embedded:docstrings",
+                                                   "details": details, "created": "2026-01-01T00:00:00Z"}}  # fmt: skip
+    _json(path, data)
+
+
+@pytest.fixture()
+def runs(tmp_path: Path) -> Path:
+    """Teacher (torch 10 ms, int8 5 ms) and students a (fp32 4 ms, int8 2 ms) and b (int8 3 ms, dominated)."""
+    root = tmp_path / "runs"
+    teacher = _model_dir(tmp_path / "site" / "teacher", "teacher")
+    t_sha = hash_directory(teacher)
+    points = {"teacher": {"torch": (10.0, 100.0), "int8-dynamic": (5.0, 99.0)},
+              "a": {"fp32": (4.0, 98.0), "int8-dynamic": (2.0, 97.0)},
+              "b": {"int8-dynamic": (3.0, 95.0)}}  # fmt: skip
+    _loadtest(root / "teacher" / "bench" / "torch" / "loadtest.json", teacher, 10.0, 100.0)
+    _eval(root / "teacher" / "eval.json", "served/teacher-torch", teacher, 100.0)
+    for run, variants in points.items():
+        run_dir = root / run
+        if run == "teacher":
+            source_sha = t_sha
+        else:
+            student = _model_dir(run_dir / "student", run)
+            _json(student / "studentpack.json", {"format": "studentpack.distill/1", "method": "mha",
+                  "teacher": {"sha256": t_sha, "layers": 6}, "student": {"layers": 3, "hidden": 384,
+                  "parameters": 17_000_000}, "teacher_layer": 6, "relation_heads": 48,
+                  "init_map": {"pairs": [[1, 1], [2, 3], [3, 6]]}})  # fmt: skip
+            source_sha = hash_directory(student)
+        for variant, (p50, score) in variants.items():
+            if variant == "torch":
+                continue
+            directory = _variant(run_dir, variant, source_sha)
+            _loadtest(run_dir / "bench" / variant / "loadtest.json", directory, p50, 1000.0 / p50 * 4)
+            _eval(run_dir / "eval.json", f"served/{run}-{variant}", directory, score)
+    return root
+
+
+def test_rows_percentages_speedups_and_the_frontier(runs: Path) -> None:
+    report = build_report([runs])
+    rows = {r["name"]: r for r in report["rows"]}
+    assert set(rows) == {"teacher torch", "teacher int8-dynamic", "a fp32", "a int8-dynamic", "b int8-dynamic"}
+    assert report["devices"] == ["cpu"]
+    assert rows["teacher torch"]["baseline"] and rows["teacher torch"]["role"] == "teacher"
+    assert rows["a int8-dynamic"]["metrics"]["agreement/zeroshot"]["pct_of_teacher"] == 97.0
+    assert rows["a int8-dynamic"]["speedup_p50"] == 5.0  # 10 ms / 2 ms
+    assert rows["a int8-dynamic"]["latency_ms"]["p95"] == 3.0
+    assert rows["a int8-dynamic"]["best_throughput"] == {"texts_per_s": 2000.0, "users": 8}
+    frontier = {name for name, r in rows.items() if r["frontier"]}
+    assert frontier == {"teacher torch", "teacher int8-dynamic", "a fp32", "a int8-dynamic"}
+    headline = report["headline"]["cpu"]
+    assert headline["row"] == "a int8-dynamic" and headline["meets_accuracy_target"]
+    assert headline["baseline_p50_ms"] == 10.0
+    assert rows["a fp32"]["method"].startswith("mha; 3x384")
+
+
+def test_a_local_result_is_used_only_without_a_served_one_and_is_marked(runs: Path, tmp_path: Path) -> None:
+    variant = runs / "b" / "onnx" / "int8-dynamic"
+    _eval(runs / "b" / "eval-local" / "eval.json", "onnx/int8-dynamic", variant, 50.0, served=False)
+    rows = {r["name"]: r for r in build_report([runs])["rows"]}
+    assert rows["b int8-dynamic"]["metrics"]["agreement/zeroshot"]["value"] == 95.0  # the served one wins
+    (runs / "b" / "eval.json").unlink()
+    report = build_report([runs])
+    rows = {r["name"]: r for r in report["rows"]}
+    entry = rows["b int8-dynamic"]["metrics"]["agreement/zeroshot"]
+    assert entry["value"] == 50.0 and entry["served"] is False
+    assert any("locally" in note and "b int8-dynamic" in note for note in report["notes"])
+
+
+def test_cli_writes_markdown_json_and_a_png(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "report"
+    assert main(["report", str(runs), "--out", str(out)]) == 0
+    (tmp_path.parent / "last-fixture-pareto.png").write_bytes((out / "pareto.png").read_bytes())
+    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = (out / "report.md").read_text()
+    table = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
+    assert len(table) == 1 + 5  # header + one row per model x variant
+    assert sum("★" in line for line in table) == 4 and sum("baseline" in line for line in table) == 1
+    assert json.loads((out / "report.json").read_text())["schema"] == "studentpack.report/1"
+    assert "best student a int8-dynamic" in capsys.readouterr().out
+
+
+def test_one_panel_per_device_and_per_device_baselines(runs: Path, tmp_path: Path) -> None:
+    teacher = Path(
+        json.loads((runs / "teacher" / "bench" / "torch" / "loadtest.json").read_text())["target"]["model_dir"]
+    )
+    _loadtest(runs / "gpu" / "teacher" / "loadtest.json", teacher, 2.0, 3000.0, device="cuda:0")
+    report = write_report([runs], tmp_path / "out")
+    assert report["devices"] == ["cpu", "cuda:0"]
+    gpu_rows = [r for r in report["rows"] if r["device"] == "cuda:0"]
+    assert len(gpu_rows) == 1 and gpu_rows[0]["baseline"]
+
+
+def test_nothing_to_report_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no studentpack artifacts" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing")]) == 2
