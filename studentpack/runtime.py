@@ -27,6 +27,7 @@ drops to CPU with only a log line when the CUDA libraries fail to load).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,8 +71,20 @@ def check_providers(device: str, providers: Sequence[str], where: str = "this on
 def session_providers(device: str) -> list[Any]:
     kind, index = parse_device(device)
     if kind == "cuda":
+        _preload_cuda_libraries()
         return [(CUDA_PROVIDER, {"device_id": index}), CPU_PROVIDER]
     return [CPU_PROVIDER]
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """onnxruntime-gpu >= 1.21 loads CUDA/cuDNN from torch's or the nvidia-* wheels, so no system CUDA
+    install is needed (a container with PyPI's torch has them); older versions rely on the loader path."""
+    import onnxruntime as ort
+
+    preload = getattr(ort, "preload_dlls", None)
+    if callable(preload):
+        preload()
 
 
 def read_export_info(path: Path) -> dict[str, Any]:

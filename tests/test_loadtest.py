@@ -140,3 +140,21 @@ def test_bad_flags_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> No
     assert "positive" in capsys.readouterr().err
     assert main(["loadtest", "ftp://x"]) == 2
     assert "expected http(s)" in capsys.readouterr().err
+
+
+def test_cpu_pinning_splits_only_where_there_are_cores_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    from studentpack import cpus
+
+    monkeypatch.setattr(cpus, "usable_cpus", lambda: [0, 1])
+    assert cpus.split_for_load_test() is None  # 2 cores: the server needs both
+    monkeypatch.setattr(cpus, "usable_cpus", lambda: [0, 1, 2, 3, 4, 5])
+    assert cpus.split_for_load_test() == ((0, 1, 2, 3, 4), (5,))
+    assert cpus.parse_cpu_list("3,0-1") == (0, 1, 3)
+    with pytest.raises(UserError, match="not CPUs this process may use"):
+        cpus.check_cpus((7,), "--cpus")
+
+
+def test_serve_refuses_cpus_it_cannot_use(tiny_bert_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", str(tiny_bert_dir), "--cpus", "4096"]) == 2
+    assert "--cpus [4096]" in capsys.readouterr().err
+    assert main(["loadtest", "http://127.0.0.1:1", "--client-cpus", "4096"]) == 2

@@ -130,3 +130,15 @@ def test_bad_settings_fail_before_any_work(tmp_path: Path, capsys: pytest.Captur
     assert main(["pipeline", "--out", str(out), "--device", "cuda"]) == 2
     assert "CUDA" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_the_shipped_full_example_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "full.yaml"
+    for task, header in (("stsb", "sentence1\tsentence2\tscore"), ("sst2", "sentence\tlabel")):
+        (tmp_path / task).mkdir()
+        for split in ("train", "dev"):
+            (tmp_path / task / f"{split}.tsv").write_text(header + "\n")
+    assert main(["pipeline", "--config", str(example), "--set", f"data={tmp_path}", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["data"] == str(tmp_path) and len(printed["students"]) == 5
+    assert main(["pipeline", "--config", str(example), "--print-config"]) == 0  # data null: agreement only

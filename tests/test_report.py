@@ -59,13 +59,14 @@ def _eval(path: Path, key: str, model_dir: Path, value: float, served: bool = Tr
 
 @pytest.fixture()
 def runs(tmp_path: Path) -> Path:
-    """Teacher (torch 10 ms, int8 5 ms) and students a (fp32 4 ms, int8 2 ms) and b (int8 3 ms, dominated)."""
+    """Teacher (torch 10 ms, int8 5 ms), student a (fp32 4 ms, int8 2 ms) and student b, dominated: its
+    int8 (3 ms) by a's int8, its fp32 by a's fp32 at the same latency (4 ms)."""
     root = tmp_path / "runs"
     teacher = _model_dir(tmp_path / "site" / "teacher", "teacher")
     t_sha = hash_directory(teacher)
     points = {"teacher": {"torch": (10.0, 100.0), "int8-dynamic": (5.0, 99.0)},
               "a": {"fp32": (4.0, 98.0), "int8-dynamic": (2.0, 97.0)},
-              "b": {"int8-dynamic": (3.0, 95.0)}}  # fmt: skip
+              "b": {"fp32": (4.0, 97.5), "int8-dynamic": (3.0, 95.0)}}  # fmt: skip
     _loadtest(root / "teacher" / "bench" / "torch" / "loadtest.json", teacher, 10.0, 100.0)
     _eval(root / "teacher" / "eval.json", "served/teacher-torch", teacher, 100.0)
     for run, variants in points.items():
@@ -91,7 +92,14 @@ def runs(tmp_path: Path) -> Path:
 def test_rows_percentages_speedups_and_the_frontier(runs: Path) -> None:
     report = build_report([runs])
     rows = {r["name"]: r for r in report["rows"]}
-    assert set(rows) == {"teacher torch", "teacher int8-dynamic", "a fp32", "a int8-dynamic", "b int8-dynamic"}
+    assert set(rows) == {
+        "teacher torch",
+        "teacher int8-dynamic",
+        "a fp32",
+        "a int8-dynamic",
+        "b fp32",
+        "b int8-dynamic",
+    }
     assert report["devices"] == ["cpu"]
     assert rows["teacher torch"]["baseline"] and rows["teacher torch"]["role"] == "teacher"
     assert rows["a int8-dynamic"]["metrics"]["agreement/zeroshot"]["pct_of_teacher"] == 97.0
@@ -104,6 +112,16 @@ def test_rows_percentages_speedups_and_the_frontier(runs: Path) -> None:
     assert headline["row"] == "a int8-dynamic" and headline["meets_accuracy_target"]
     assert headline["baseline_p50_ms"] == 10.0
     assert rows["a fp32"]["method"].startswith("mha; 3x384")
+
+
+def test_the_headline_is_the_fastest_student_keeping_97_percent(runs: Path) -> None:
+    _eval(runs / "a" / "eval.json", "served/a-int8-dynamic", runs / "a" / "onnx" / "int8-dynamic", 96.5)
+    headline = build_report([runs])["headline"]["cpu"]
+    assert headline["row"] == "a fp32" and headline["score_pct_of_teacher"] == 98.0 and headline["speedup_p50"] == 2.5
+    _eval(runs / "a" / "eval.json", "served/a-fp32", runs / "a" / "onnx" / "fp32", 90.0)
+    _eval(runs / "b" / "eval.json", "served/b-fp32", runs / "b" / "onnx" / "fp32", 96.8)
+    headline = build_report([runs])["headline"]["cpu"]
+    assert headline["row"] == "b fp32" and not headline["meets_accuracy_target"]  # none keeps 97%: the best
 
 
 def test_a_local_result_is_used_only_without_a_served_one_and_is_marked(runs: Path, tmp_path: Path) -> None:
@@ -126,7 +144,7 @@ def test_cli_writes_markdown_json_and_a_png(runs: Path, tmp_path: Path, capsys: 
     assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (out / "report.md").read_text()
     table = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(table) == 1 + 5  # header + one row per model x variant
+    assert len(table) == 1 + 6  # header + one row per model x variant
     assert sum("★" in line for line in table) == 4 and sum("baseline" in line for line in table) == 1
     assert json.loads((out / "report.json").read_text())["schema"] == "studentpack.report/1"
     assert "best student a int8-dynamic" in capsys.readouterr().out

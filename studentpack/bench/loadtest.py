@@ -70,10 +70,9 @@ class LoadtestOptions:
         if self.endpoint not in ENDPOINTS:
             raise UserError(f"--endpoint {self.endpoint!r}: choose from {', '.join(ENDPOINTS)}")
         if self.client_cpus:
-            available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-            missing = sorted(set(self.client_cpus) - available)
-            if missing:
-                raise UserError(f"--client-cpus {missing}: not CPUs this process may use ({sorted(available)})")
+            from studentpack.cpus import check_cpus
+
+            check_cpus(self.client_cpus, "--client-cpus")
 
 
 @dataclass

@@ -160,7 +160,10 @@ class Pipeline:
             run_cli(args, self.log(f"distill-{student.name}"))
 
         label = f"distill {student.name} ({student.method}, {mapping['steps']} steps)"
-        return self.unit(unit, label, inputs, run_dir / "student" / "studentpack.json", work)
+        manifest = run_dir / "student" / "studentpack.json"
+        if manifest.is_file() and self.ledger.started_with(unit, fingerprint(inputs)):
+            self.ledger.mark(unit, fingerprint(inputs), "done")  # it finished; the pipeline stopped before noting it
+        return self.unit(unit, label, inputs, manifest, work)
 
     def evaluate_local(self, student: StudentPlan) -> None:
         model = self.out / student.name / "student"
@@ -214,7 +217,7 @@ class Pipeline:
         teacher = served[0]
         plans: list[_Measurement] = []
         for model in served:
-            load_inputs = {"model": digests[model.name], "load": to_dict(self.cfg.loadtest),
+            load_inputs = {"model": digests[model.name], "load": to_dict(self.cfg.loadtest), "texts": self._texts(),
                            "serve": to_dict(self.cfg.serve), "device": self.cfg.device}  # fmt: skip
             plans.append(_Measurement(f"loadtest:{model.name}", self._bench_dir(model) / "loadtest.json",
                                       load_inputs, model, None))  # fmt: skip
@@ -250,28 +253,40 @@ class Pipeline:
     def _bench_dir(self, model: Served) -> Path:
         return self.out / model.run / "bench" / model.variant
 
+    def _pinning(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        from studentpack.cpus import split_for_load_test
+
+        return split_for_load_test() if self.cfg.pin_cpus else None
+
     def _serve_options(self) -> list[str]:
         s = self.cfg.serve
         options = ["--device", self.cfg.device, "--max-batch", str(s.max_batch), "--max-wait-ms", str(s.max_wait_ms)]
         options += ["--max-length", str(s.max_length), "--log-level", "warning"]
+        pinning = self._pinning()
+        if pinning:
+            options += ["--cpus", ",".join(map(str, pinning[0]))]
         if s.threads:
             options += ["--threads", str(s.threads)]
         return options
+
+    def _texts(self) -> str | None:
+        """Load-test texts: SST-2 dev sentences with labelled data (a real length mix), else held-out prose."""
+        return str(Path(self.cfg.data) / "sst2") if self.cfg.data and ("sst2", "probe") in self.tasks else None
 
     def _loadtest(self, url: str, model: Served) -> None:
         from studentpack.bench.loadtest import LoadtestOptions, run_loadtest
 
         settings = self.cfg.loadtest
-        texts = str(Path(self.cfg.data) / "sst2") if self.cfg.data and ("sst2", "probe") in self.tasks else None
         options = LoadtestOptions(
             url=f"{url}/v2/models/{model.name}",
             users=settings.users,
             duration_s=settings.duration_s,
             warmup_s=settings.warmup_s,
-            texts=texts,
+            texts=self._texts(),
             pool=settings.pool,
             texts_per_request=settings.texts_per_request,
             model_dir=str(model.path),
+            client_cpus=pinning[1] if (pinning := self._pinning()) else (),
             out=str(self._bench_dir(model)),
             label=f"{model.run} {model.variant}",
         )
@@ -417,6 +432,11 @@ def run_pipeline(cfg: PipelineConfig, force: bool = False, say: Callable[[str], 
         },
     )
     return outcome
+
+
+def check_config(cfg: PipelineConfig) -> None:
+    """Every check that needs no work: data layout, each student's distill settings, the teacher."""
+    _ = Pipeline(cfg, force=False, say=lambda line: None).teacher_dir
 
 
 def config_json(cfg: PipelineConfig) -> str:

@@ -41,7 +41,7 @@ def _default_students() -> tuple[StudentPlan, ...]:
 
 @dataclass(frozen=True)
 class ServeSettings:
-    threads: int = 0  # 0: every CPU this process may use
+    threads: int = 0  # intra-op threads per model; 0: the runtime's default
     max_batch: int = 32
     max_wait_ms: float = 5.0
     max_length: int = 128
@@ -77,6 +77,8 @@ class PipelineConfig:
     variants: tuple[str, ...] = ()  # export variants; empty: fp32 + int8-dynamic on cpu, fp32 + fp16 on cuda
     export_teacher: bool = True  # export and serve the teacher's variants too (what export alone buys)
     serve_student_torch: bool = False  # also serve each student's PyTorch directory
+    # with >= 4 usable CPUs, pin the load generator to one and the server to the rest (no competition)
+    pin_cpus: bool = True
     serve: ServeSettings = field(default_factory=ServeSettings)
     loadtest: LoadSettings = field(default_factory=LoadSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)

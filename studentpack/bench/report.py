@@ -121,6 +121,8 @@ def _rows(found: Found) -> list[Row]:
 
 def _device(doc: dict[str, Any], info: dict[str, Any]) -> str:
     device = str(info.get("device") or "unknown")
+    if device == "cuda":  # onnxruntime says "cuda", torch "cuda:0": one device
+        device = "cuda:0"
     gpus = (doc.get("machine") or {}).get("gpus") or []
     if device.startswith("cuda") and gpus:
         return f"{device} ({gpus[0].split(',')[0]})"

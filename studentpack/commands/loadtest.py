@@ -52,15 +52,12 @@ def _levels(text: str) -> tuple[int, ...]:
 
 
 def _cpus(text: str) -> tuple[int, ...]:
-    """'0', '2,3' or '0-3' -> CPU ids."""
-    ids: list[int] = []
+    from studentpack.cpus import parse_cpu_list
+
     try:
-        for part in text.split(","):
-            low, _, high = part.partition("-")
-            ids.extend(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: give CPU ids like 0, 2,3 or 0-3") from None
-    return tuple(ids)
+        return parse_cpu_list(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

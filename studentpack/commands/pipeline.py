@@ -50,7 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", action="append", help="distillation corpus (repeatable; default: embedded)")
     parser.add_argument("--steps", type=int, help="distillation steps of every student (default 100)")
     parser.add_argument("--force", action="store_true", help="redo every stage, even those already complete")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved settings and exit")
+    parser.add_argument(
+        "--print-config", action="store_true", help="check and print the resolved settings, then exit (no work)"
+    )
 
 
 def resolve_config(args: argparse.Namespace) -> Any:
@@ -68,10 +70,11 @@ def resolve_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studentpack.bench.pipeline import config_json, run_pipeline
+    from studentpack.bench.pipeline import check_config, config_json, run_pipeline
 
     cfg = resolve_config(args)
     if args.print_config:
+        check_config(cfg)
         print(config_json(cfg))
         return 0
     outcome = run_pipeline(cfg, force=args.force)

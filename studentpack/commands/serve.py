@@ -14,7 +14,8 @@ DESCRIPTION = """\
 Serve exported ONNX variants (and plain PyTorch model directories, for baselines) side by side,
 with dynamic batching, limits, Prometheus metrics and graceful shutdown.
 
-Models are given as PATH or NAME=PATH. Without a name, a model is named after its directory; when
+Models are given as PATH or NAME=PATH (PATH `default`: the packaged all-MiniLM-L6-v2 in PyTorch, the
+usual baseline). Without a name, a model is named after its directory; when
 two directories share a name (runs/a/onnx/int8, runs/b/onnx/int8), parent directories are added
 until names differ ("a-int8", "b-int8"; an "onnx" level is skipped). Requests name a model; only
 these names exist.
@@ -27,7 +28,7 @@ Endpoints:
   GET  /v1/models, /metrics
 
 Examples:
-  studentpack serve runs/mha-l3/onnx/int8 runs/hs-l3/onnx/int8 teacher=runs/teacher/onnx/fp32 \\
+  studentpack serve runs/mha-l3/onnx/int8-dynamic runs/hs-l3/onnx/int8-dynamic teacher=default \\
       --host 127.0.0.1 --port 8000 --max-batch 32 --max-wait-ms 5
   studentpack serve runs/mha-l3/onnx/fp16 --device cuda --api-key-file key.txt
 
@@ -70,6 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="let idle onnxruntime threads busy-wait between batches (only with cores to spare)",
     )
     parser.add_argument("--api-key-file", help="require `Authorization: Bearer <first line of this file>`")
+    parser.add_argument(
+        "--cpus", metavar="IDS", help="pin the server to these CPUs (e.g. 0-2), leaving others to a load generator"
+    )
     parser.add_argument("--config", help="a YAML/TOML/JSON file of the options above (keys as in ServeConfig)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one config key")
 
@@ -109,6 +113,15 @@ def _derived_names(paths: list[Path]) -> dict[Path, str]:
         clean = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip("._-")[:64] or "model"
         names[path] = clean
     return names
+
+
+def _packaged_if_default(path: Path) -> Path:
+    """`default` (when no such directory exists here) is the packaged teacher: the usual PyTorch baseline."""
+    if str(path) == "default" and not path.exists():
+        from studentpack.sources import packaged_teacher_dir
+
+        return packaged_teacher_dir()
+    return path
 
 
 def _config(args: argparse.Namespace) -> Any:
@@ -153,7 +166,11 @@ def run(args: argparse.Namespace) -> int:
     from serving.runner import bind, serve
 
     config = _config(args)
-    models = model_names(args.models)
+    if args.cpus:
+        from studentpack.cpus import parse_cpu_list, pin_process
+
+        pin_process(parse_cpu_list(args.cpus), "--cpus")  # before any runtime starts its threads
+    models = {name: _packaged_if_default(path) for name, path in model_names(args.models).items()}
     for path in models.values():
         check_model_dir(path)
     api_key = load_api_key(args.api_key_file)
