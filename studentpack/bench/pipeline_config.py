@@ -2,7 +2,7 @@
 
 The defaults are the "quick" preset: three 3-layer students (MHA, HS, OD) distilled briefly on the
 embedded corpus, exported to fp32 and INT8, served beside the teacher, load-tested at two
-concurrency levels and scored by agreement with the teacher, in about a quarter of an hour on a
+concurrency levels and scored by agreement with the teacher, in about 10 minutes on a
 2-core CPU. `examples/full.yaml` is the long version on labelled data.
 """
 

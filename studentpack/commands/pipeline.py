@@ -16,7 +16,7 @@ With no arguments it runs the quick preset on what ships with the install: the p
 all-MiniLM-L6-v2 as teacher, three 3-layer students (MHA, HS, OD; 100 steps each on English text
 from the Python distribution), fp32 and INT8 variants of each and of the teacher, load tests at
 concurrency 1 and 8, and agreement with the teacher as the accuracy measure (no labels needed).
-It takes about a quarter of an hour on a 2-core CPU.
+It takes about 10 minutes on a 2-core CPU.
 
 Stages and their artifacts stay under --out (default runs/pipeline). Running it again skips every
 unit whose artifact is complete and whose inputs are unchanged (--force redoes all); a distillation
