@@ -31,6 +31,8 @@ def distill(teacher: Path, corpus: Path, out: Path, *extra: str) -> int:
         ("hs", ["--layer-map", "1:2,2:4", "--hs-embeddings"]),
         ("od", ["--fit-head-steps", "5", "--mlm-weight", "0.1"]),
         ("hs+mha", ["--student-hidden", "16", "--student-heads", "2"]),
+        ("emb", []),
+        ("emb+mha", ["--student-hidden", "16", "--student-heads", "2"]),
     ],
 )
 def test_each_method_writes_a_loadable_student(

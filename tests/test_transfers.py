@@ -151,3 +151,37 @@ def test_soft_kl_matches_the_textbook_formula_and_gradient() -> None:
     want.backward()
     assert student.grad is not None and reference.grad is not None
     torch.testing.assert_close(student.grad, reference.grad)
+
+
+def test_embedding_transfer_is_the_mse_of_normalised_pooled_embeddings() -> None:
+    import torch.nn.functional as F
+
+    from studentpack.features import Features
+    from studentpack.transfer.embedding import EmbeddingTransfer
+
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]])  # (B, T)
+    student_states = torch.randn(2, 4, 8, generator=gen)
+    teacher_states = torch.randn(2, 4, 8, generator=gen)
+    transfer = EmbeddingTransfer(student_layers=2, teacher_layers=3, student_width=8, teacher_width=8)
+    same = transfer(Features(mask, hidden={2: teacher_states}), Features(mask, hidden={3: teacher_states}))["emb"]
+    assert same.item() == pytest.approx(0.0, abs=1e-7)
+    padding_changed = teacher_states.clone()
+    padding_changed[0, 3] += 100.0  # a padded position: pooling must ignore it
+    loss = transfer(Features(mask, hidden={2: student_states}), Features(mask, hidden={3: padding_changed}))["emb"]
+    s = F.normalize(torch.stack([student_states[0, :3].mean(0), student_states[1, :2].mean(0)]), dim=-1)
+    t = F.normalize(torch.stack([teacher_states[0, :3].mean(0), teacher_states[1, :2].mean(0)]), dim=-1)
+    assert loss.item() == pytest.approx(((s - t) ** 2).mean().item(), rel=1e-6)
+    narrow = EmbeddingTransfer(2, 3, student_width=4, teacher_width=8)
+    assert narrow.projection is not None and narrow.describe()["projected"] is True
+
+
+def test_every_loss_term_has_a_weight_and_unknown_ones_are_errors() -> None:
+    from types import SimpleNamespace
+
+    from studentpack.distill.bundle import term_weight
+
+    plan = SimpleNamespace(config=SimpleNamespace(mha_weight=1.0, hs_weight=2.0, od_weight=3.0, emb_weight=4.0))
+    assert [term_weight(plan, t) for t in ("mha_qq", "hs", "od", "mlm", "emb")] == [1.0, 2.0, 3.0, 3.0, 4.0]  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="has no weight"):
+        term_weight(plan, "odd")  # type: ignore[arg-type]

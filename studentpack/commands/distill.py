@@ -15,6 +15,7 @@ compared in Udagawa et al. (EMNLP 2023 Industry):
   mha   Multi-Head Attention relations (MiniLMv2): Q-Q, K-K, V-V relation KL   [default; best there]
   hs    Hidden States: MSE (or cosine) per mapped layer pair, projected when widths differ
   od    Output Distribution: T^2 * KL over MLM predictions at masked positions
+  emb   the sentence-transformers baseline: MSE between pooled, normalised sentence embeddings
   hs+mha, od+mha, ...  weighted sums (--set hs_weight=..., mha_weight=...)
 
 With no arguments it distils the packaged all-MiniLM-L6-v2 into a 3-layer student on text that
@@ -57,6 +58,7 @@ _FLAG_KEYS: dict[str, str] = {
     "steps": "steps",
     "batch_size": "batch_size",
     "max_length": "max_length",
+    "pack": "pack",
     "lr": "lr",
     "warmup": "warmup",
     "schedule": "schedule",
@@ -100,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     how = parser.add_argument_group("method")
-    how.add_argument("--method", default=s, help="mha (default), hs, od, or a combination like hs+mha")
+    how.add_argument("--method", default=s, help="mha (default), hs, od, emb, or a combination like hs+mha")
     how.add_argument(
         "--layer-map",
         default=s,
@@ -147,6 +149,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--steps", type=int, default=s, help="optimizer steps (default 300)")
     opt.add_argument("--batch-size", type=int, default=s, help="sequences per process per step (default 16)")
     opt.add_argument("--max-length", type=int, default=s, help="tokens per sequence (default 128)")
+    opt.add_argument(
+        "--pack",
+        action=argparse.BooleanOptionalAction,
+        default=s,
+        help="join consecutive lines into full-length sequences (default: on; --no-pack: a line per sequence)",
+    )
     opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 6e-4)")
     opt.add_argument("--warmup", type=float, default=s, help="warm-up as a fraction of steps (default 0.1)")
     opt.add_argument("--schedule", choices=["linear", "cosine", "constant"], default=s, help="decay (default linear)")

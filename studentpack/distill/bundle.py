@@ -12,6 +12,7 @@ from studentpack.distill.plan import RunPlan
 from studentpack.features import FeatureRequest, Features
 from studentpack.mlm_head import MLMHead
 from studentpack.transfer.base import Transfer
+from studentpack.transfer.embedding import EmbeddingTransfer
 from studentpack.transfer.hidden import HiddenTransfer
 from studentpack.transfer.output import OutputTransfer
 from studentpack.transfer.relations import RelationTransfer
@@ -27,6 +28,9 @@ def build_transfers(plan: RunPlan) -> dict[str, Transfer]:
             assert plan.layer_map is not None
             t_width = int(plan.teacher_config["hidden_size"])
             transfers["hs"] = HiddenTransfer(plan.layer_map, plan.shape.hidden, t_width, cfg.hs_loss)
+        elif method == "emb":
+            t_layers, t_width = int(plan.teacher_config["num_hidden_layers"]), int(plan.teacher_config["hidden_size"])
+            transfers["emb"] = EmbeddingTransfer(plan.shape.layers, t_layers, plan.shape.hidden, t_width)
         elif method == "mha":
             assert plan.teacher_layer is not None and plan.relation_heads is not None
             transfers["mha"] = RelationTransfer(plan.shape.layers, plan.teacher_layer, plan.relation_heads)
@@ -35,14 +39,16 @@ def build_transfers(plan: RunPlan) -> dict[str, Transfer]:
     return transfers
 
 
+# loss term -> the config field weighting it (a term is named after its method, or method_part)
+_TERM_WEIGHTS = {"mha": "mha_weight", "hs": "hs_weight", "od": "od_weight", "mlm": "od_weight", "emb": "emb_weight"}
+
+
 def term_weight(plan: RunPlan, term: str) -> float:
     """Weight of a named loss term by the method that produced it (mha_qq -> mha_weight, mlm -> od_weight)."""
-    cfg = plan.config
-    if term.startswith("mha"):
-        return cfg.mha_weight
-    if term.startswith("hs"):
-        return cfg.hs_weight
-    return cfg.od_weight
+    family = term.split("_", 1)[0]
+    if family not in _TERM_WEIGHTS:
+        raise ValueError(f"loss term {term!r} has no weight: name it after its method ({', '.join(_TERM_WEIGHTS)})")
+    return float(getattr(plan.config, _TERM_WEIGHTS[family]))
 
 
 def merged_request(requests: list[FeatureRequest]) -> FeatureRequest:

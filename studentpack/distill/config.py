@@ -7,8 +7,9 @@ from typing import Literal
 
 from studentpack.student import StudentSpec
 
-Method = Literal["od", "hs", "mha", "hs+mha", "od+mha", "od+hs", "od+hs+mha"]
-METHODS: tuple[str, ...] = ("mha", "hs", "od", "hs+mha", "od+mha", "od+hs", "od+hs+mha")
+Method = Literal["od", "hs", "mha", "emb", "hs+mha", "od+mha", "od+hs", "od+hs+mha", "emb+mha", "emb+hs", "emb+hs+mha"]
+METHODS: tuple[str, ...] = ("mha", "hs", "od", "emb", "hs+mha", "od+mha", "od+hs", "od+hs+mha", "emb+mha", "emb+hs",
+                            "emb+hs+mha")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,10 +39,13 @@ class DistillConfig:
     od_weight: float = 1.0
     hs_weight: float = 1.0
     mha_weight: float = 1.0
+    emb_weight: float = 1.0
     # optimisation
     steps: int = 300
     batch_size: int = 16  # sequences per process per step
     max_length: int = 128
+    # join consecutive corpus lines into full max_length sequences (no padding but the last row's)
+    pack: bool = True
     lr: float = 6e-4  # MiniLMv2's; 1e-4 / 3e-4 / 6e-4 gave STS-B 75.7 / 76.2 / 76.5 after 300 MHA steps
     warmup: float = 0.1  # fraction of steps
     schedule: Literal["linear", "cosine", "constant"] = "linear"

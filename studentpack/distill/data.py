@@ -27,20 +27,50 @@ class Chunks:
         return sum(len(s) for s in self.sequences)
 
 
-def tokenize_corpus(texts: Sequence[str], tokenizer: Any, max_length: int) -> Chunks:
-    """Split every paragraph into pieces of max_length - 2 tokens and add [CLS]/[SEP] (or <s>/</s>)."""
+def tokenize_corpus(texts: Sequence[str], tokenizer: Any, max_length: int, pack: bool = False) -> Chunks:
+    """Token-id sequences of at most max_length, with [CLS]/[SEP] (or <s>/</s>).
+
+    Unpacked: one line per sequence, long lines split into pieces of max_length - 2 tokens.
+    Packed: consecutive lines joined by [SEP] fill each sequence to max_length (a line that does not
+    fit continues in the next sequence), so a batch carries no padding but its last row's. Lines in
+    one sequence attend to each other, as in BERT's and RoBERTa's pre-training on packed text; the
+    teacher sees exactly the same input, so every transfer target stays consistent.
+    """
     # [CLS] x [SEP] for BERT, <s> x </s> for RoBERTa: both tokenizers name them cls/sep
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     body = max_length - 2
+    lines = [ids for ids in _token_ids(texts, tokenizer) if ids]
+    if pack:
+        return Chunks(_packed(lines, cls, sep, body))
     sequences: list[list[int]] = []
-    for start in range(0, len(texts), _TOKENIZE_BATCH):
-        batch = list(texts[start : start + _TOKENIZE_BATCH])
-        for ids in tokenizer(batch, add_special_tokens=False)["input_ids"]:
-            for i in range(0, len(ids), body):
-                piece = ids[i : i + body]
-                if len(piece) >= _MIN_CHUNK_TOKENS:
-                    sequences.append([cls, *piece, sep])
+    for ids in lines:
+        for i in range(0, len(ids), body):
+            piece = ids[i : i + body]
+            if len(piece) >= _MIN_CHUNK_TOKENS:
+                sequences.append([cls, *piece, sep])
     return Chunks(sequences)
+
+
+def _token_ids(texts: Sequence[str], tokenizer: Any) -> list[list[int]]:
+    out: list[list[int]] = []
+    for start in range(0, len(texts), _TOKENIZE_BATCH):
+        out.extend(tokenizer(list(texts[start : start + _TOKENIZE_BATCH]), add_special_tokens=False)["input_ids"])
+    return out
+
+
+def _packed(lines: list[list[int]], cls: int, sep: int, body: int) -> list[list[int]]:
+    """[CLS] line [SEP] line [SEP] ... [SEP]: the stream of lines cut every `body` tokens."""
+    stream: list[int] = []
+    for ids in lines:
+        stream.extend(ids)
+        stream.append(sep)  # each line ends with a separator, as the sentences of BERT's input pairs
+    sequences = []
+    for i in range(0, len(stream), body):
+        piece = stream[i : i + body]
+        closing = [] if piece[-1] == sep else [sep]  # a line cut mid-way still ends its sequence with [SEP]
+        if len(piece) >= _MIN_CHUNK_TOKENS:
+            sequences.append([cls, *piece, *closing])
+    return sequences
 
 
 class BatchPlan:

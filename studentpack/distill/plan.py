@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,9 @@ def make_plan(config: DistillConfig) -> RunPlan:
     _check_numbers(config)
     teacher = resolve_model(config.teacher, "teacher")
     teacher_config = adapter.check_encoder_dir(teacher.path, config.allow_pickle, "teacher")
+    positions = _positions(teacher_config)
+    if config.max_length > positions:  # packed rows are full: they must fit the position table
+        config = dataclasses.replace(config, max_length=positions)
     shape = resolve_shape(config.student, teacher_config)
     t_layers = int(teacher_config["num_hidden_layers"])
     methods = config.methods()
@@ -56,6 +60,14 @@ def make_plan(config: DistillConfig) -> RunPlan:
     return RunPlan(
         config, teacher, teacher_config, shape, init_map, layer_map, relation_heads, note, teacher_layer, corpus
     )
+
+
+def _positions(teacher_config: dict[str, Any]) -> int:
+    """Tokens a sequence may hold: the position table, less RoBERTa's padding offset (pad id + 1)."""
+    positions = int(teacher_config.get("max_position_embeddings", 512))
+    if teacher_config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+        positions -= int(teacher_config.get("pad_token_id", 1)) + 1
+    return positions
 
 
 def _init_map(config: DistillConfig, shape: StudentShape, t_layers: int, layer_map: LayerMap | None) -> LayerMap:

@@ -92,6 +92,8 @@ def read_config(run: RunDir) -> DistillConfig:
         data = json.loads(run.config.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"cannot read {run.config}: {exc}") from exc
+    if isinstance(data, dict):
+        data.setdefault("pack", False)  # runs saved before packing existed went a line per sequence
     return build(DistillConfig, data)
 
 

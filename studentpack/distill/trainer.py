@@ -77,7 +77,7 @@ class Distiller:
         plan, cfg = self.plan, self.cfg
         self.tokenizer = adapter.load_tokenizer(plan.teacher.path)
         teacher = adapter.load_encoder(plan.teacher.path, cfg.allow_pickle, role="teacher")
-        self.chunks: Chunks = tokenize_corpus(plan.corpus.texts, self.tokenizer, cfg.max_length)
+        self.chunks: Chunks = tokenize_corpus(plan.corpus.texts, self.tokenizer, cfg.max_length, pack=cfg.pack)
         if not self.chunks.sequences:
             from studentpack.errors import UserError
 

@@ -1,0 +1,47 @@
+"""EMB transfer, the baseline a sentence-transformers user would pick: MSE between the student's and the
+teacher's sentence embeddings (masked mean of the last layer, L2-normalised, as the model serves them).
+
+It is sentence-transformers' model-distillation recipe (an MSE loss on the pooled output), run on the
+same batches as the other transfers. When widths differ, a learned projection maps the student's
+pooled vector into the teacher's width before normalising.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from studentpack.features import FeatureRequest, Features
+from studentpack.transfer.base import Transfer
+
+
+def pooled(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Masked mean over real tokens: (B, T, H) -> (B, H)."""
+    mask = attention_mask.unsqueeze(-1).to(states.dtype)  # (B, T, 1)
+    return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+class EmbeddingTransfer(Transfer):
+    name = "emb"
+
+    def __init__(self, student_layers: int, teacher_layers: int, student_width: int, teacher_width: int) -> None:
+        super().__init__()
+        self.student_layer, self.teacher_layer = student_layers, teacher_layers
+        self.projection = torch.nn.Linear(student_width, teacher_width) if student_width != teacher_width else None
+
+    def student_request(self) -> FeatureRequest:
+        return FeatureRequest(hidden_layers=frozenset({self.student_layer}))
+
+    def teacher_request(self) -> FeatureRequest:
+        return FeatureRequest(hidden_layers=frozenset({self.teacher_layer}))
+
+    def forward(self, student: Features, teacher: Features) -> dict[str, torch.Tensor]:
+        s = pooled(student.hidden[self.student_layer], student.attention_mask)  # (B, H_s)
+        if self.projection is not None:
+            s = self.projection(s)  # (B, H_s) -> (B, H_t)
+        t = pooled(teacher.hidden[self.teacher_layer].to(s.dtype), teacher.attention_mask)  # (B, H_t)
+        # (B, H_t) unit vectors; the mean over dimensions is sentence-transformers' MSELoss
+        return {"emb": F.mse_loss(F.normalize(s, dim=-1), F.normalize(t, dim=-1))}
+
+    def describe(self) -> dict[str, object]:
+        return {"pooling": "mean", "normalised": True, "projected": self.projection is not None}
