@@ -37,8 +37,8 @@ def load_corpus(specs: Sequence[str] | None) -> Corpus:
 
 
 def _read_source(spec: str) -> list[str]:
-    if spec == EMBEDDED_CORPUS:
-        return embedded_paragraphs()
+    if spec in EMBEDDED:
+        return EMBEDDED[spec]()
     if spec.startswith("hub:"):
         return _read_hub(spec[4:])
     path = Path(spec).expanduser()
@@ -92,6 +92,22 @@ def embedded_paragraphs() -> list[str]:
     for key in sorted(topics):
         paragraphs.extend(_prose_paragraphs(topics[key].splitlines()))
     return paragraphs
+
+
+def english_lines() -> list[str]:
+    """General modern English written for this project (studentpack/data/english, Apache-2.0): captions,
+    reviews, news, conversation, instructions, stories, facts and paraphrases, a text per line."""
+    from importlib import resources
+
+    folder = resources.files("studentpack") / "data" / "english"
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".txt")), key=lambda f: f.name)
+    if not files:
+        raise UserError("the embedded English corpus is missing from this install (studentpack/data/english)")
+    return [line.strip() for f in files for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+# embedded corpora by name: text that ships with Python or with studentpack itself, so no download
+EMBEDDED = {"embedded:pydoc": embedded_paragraphs, "embedded:english": english_lines}
 
 
 def _prose_paragraphs(lines: Iterable[str]) -> list[str]:

@@ -280,3 +280,15 @@ def test_checkpoints_stay_until_the_student_is_written(
     assert main(["distill", "--resume", str(out), "--quiet"]) == 0
     assert (out / "student" / "studentpack.json").is_file()
     assert not (out / "checkpoints").exists()
+
+
+def test_snapshots_are_loadable_students_with_their_step(tiny_bert_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    from transformers import AutoModel
+
+    out = tmp_path / "run"
+    assert distill(tiny_bert_dir, corpus, out, "--snapshot-every", "2") == 0  # 6 steps: snapshots at 2 and 4
+    snapshots = sorted(p.name for p in (out / "snapshots").iterdir())
+    assert snapshots == ["step-0000002", "step-0000004"]
+    manifest = json.loads((out / "snapshots" / "step-0000004" / "studentpack.json").read_text())
+    assert manifest["snapshot_step"] == 4 and manifest["tokens_seen"] > 0
+    AutoModel.from_pretrained(str(out / "snapshots" / "step-0000002"))

@@ -55,3 +55,12 @@ def test_distill_records_packing_and_no_pack_still_works(tiny_bert_dir: Path, tm
     assert packed["config"]["pack"] is True and lines["config"]["pack"] is False
     assert packed["corpus_tokens"]["chunks"] < lines["corpus_tokens"]["chunks"]
     assert packed["tokens_seen"] > lines["tokens_seen"]  # same steps and batch, fuller rows
+
+
+def test_the_embedded_english_corpus_ships_and_loads() -> None:
+    from studentpack.corpus import load_corpus
+
+    corpus = load_corpus(["embedded:english"])
+    assert len(corpus.texts) > 5000 and len(set(corpus.texts)) == len(corpus.texts)
+    words = sum(len(t.split()) for t in corpus.texts)
+    assert 60_000 < words < 200_000  # a few hundred KB of general English, not a stub

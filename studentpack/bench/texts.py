@@ -39,12 +39,12 @@ def load_request_texts(spec: str | None, limit: int, seed: int, column: str | No
     Data files are read like `studentpack eval --data` (the eval split of a directory; `text`,
     `sentence` or both STS-B sentences); `embedded:pydoc` and plain-text corpus files also work.
     """
-    from studentpack.sources import EMBEDDED_CORPUS
+    from studentpack.corpus import EMBEDDED
 
     spec = spec or DEFAULT_TEXTS
     if limit < 1:
         raise UserError("the request text pool needs at least 1 text")
-    if spec == EMBEDDED_CORPUS:
+    if spec in EMBEDDED:
         from studentpack.corpus import load_corpus
 
         texts, source = load_corpus([spec]).texts, spec

@@ -68,6 +68,7 @@ _FLAG_KEYS: dict[str, str] = {
     "dropout": "dropout",
     "checkpoint_every": "checkpoint_every",
     "keep_checkpoints": "keep_checkpoints",
+    "snapshot_every": "snapshot_every",
     "keep_final_checkpoint": "keep_final_checkpoint",
     "log_every": "log_every",
     "device": "device",
@@ -185,6 +186,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="once the student is saved, keep the last checkpoint (default: delete them all)",
     )
     run.add_argument("--log-every", type=int, default=s, help="steps between log lines (default 10)")
+    run.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=s,
+        help="also save the student every N steps in snapshots/ (default: never)",
+    )
     run.add_argument("--device", default=s, help="auto (default), cpu or cuda; cuda without a GPU is an error")
     run.add_argument("--precision", choices=["no", "bf16", "fp16"], default=s, help="mixed precision (default no)")
     run.add_argument("--threads", type=int, default=s, help="torch CPU threads (default: torch's choice)")

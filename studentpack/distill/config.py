@@ -57,7 +57,10 @@ class DistillConfig:
     seed: int = 0
     # bookkeeping
     checkpoint_every: int = 100
-    keep_checkpoints: int = 2  # while the run goes on
+    keep_checkpoints: int = 2
+    snapshot_every: int = (
+        0  # also save the student every N steps under snapshots/ (learning curves); 0: never  # while the run goes on
+    )
     keep_final_checkpoint: bool = False  # once the student is saved: delete every checkpoint, or keep the last
     log_every: int = 10
     device: str = "auto"  # auto, cpu, cuda

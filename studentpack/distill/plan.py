@@ -97,6 +97,7 @@ def _check_numbers(config: DistillConfig) -> None:
         (config.keep_checkpoints >= 1, "--keep-checkpoints must be at least 1"),
         (config.log_every >= 1, "--log-every must be at least 1"),
         (config.fit_head_steps >= 0, "--fit-head-steps must be >= 0"),
+        (config.snapshot_every >= 0, "--snapshot-every must be >= 0"),
         (0 <= config.dropout < 1, "--dropout must be in [0, 1)"),
         (config.threads is None or config.threads >= 1, "--threads must be at least 1"),
     ]

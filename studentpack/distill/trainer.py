@@ -220,9 +220,21 @@ class Distiller:
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 state = {"tokens": counters.tokens, "train_seconds": counters.train_seconds, "last_terms": values}
                 checkpoint.save(acc, self.run_dir.path, done, self.bundle, optimizer, state, cfg.keep_checkpoints)
+            if cfg.snapshot_every and done % cfg.snapshot_every == 0 and done < cfg.steps:
+                self._snapshot(done, counters)
             if kill_after and done == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
         bar.close()
+
+    def _snapshot(self, step: int, counters: Counters) -> None:
+        """The student as it is now, a loadable directory under snapshots/ (for learning curves)."""
+        if self.acc.is_main_process:
+            student = self.acc.unwrap_model(self.bundle).encoder
+            extra = {"snapshot_step": step, "tokens_seen": counters.tokens, "init": self.init_record}
+            write_student(
+                self.run_dir.path / "snapshots" / f"step-{step:07d}", student, self.tokenizer, self.plan, extra
+            )
+        self.acc.wait_for_everyone()
 
     def _sum_over_ranks(self, value: int) -> int:
         if self.acc.num_processes == 1:
