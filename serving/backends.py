@@ -171,7 +171,7 @@ def is_onnx_dir(path: Path) -> bool:
     return (path / "model.onnx").is_file()
 
 
-def check_model_dir(path: Path) -> None:
+def check_model_dir(path: Path, force: bool = False) -> None:
     """Cheap checks before anything heavy is imported: a directory holding an ONNX variant or an HF model."""
     if not path.exists():
         raise UserError(f"model not found: {path}")
@@ -181,16 +181,33 @@ def check_model_dir(path: Path) -> None:
         raise UserError(f"{path} is neither an exported ONNX variant (model.onnx) nor a Hugging Face model dir")
     if is_onnx_dir(path) and (path / "export.json").is_file():
         try:
-            json.loads((path / "export.json").read_text(encoding="utf-8"))
+            record = json.loads((path / "export.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{path}/export.json does not parse: {exc}") from exc
+        if not force:
+            _check_export_record(path, record if isinstance(record, dict) else {})
+
+
+def _check_export_record(path: Path, record: dict[str, Any]) -> None:
+    """A variant that failed its gate, or was quantized for another CPU, is not served by accident."""
+    from studentpack.export.presets import preset_mismatch
+    from studentpack.provenance import cpu_flags
+
+    status = record.get("status", "accepted")
+    if status != "accepted" or path.resolve().parent.name == "rejected":
+        reason = record.get("reason") or "it is under rejected/"
+        raise UserError(f"{path} failed its export gate ({reason}); serve it anyway with --force")
+    preset = (record.get("isa") or {}).get("preset")
+    problem = preset_mismatch(preset, cpu_flags()) if preset else ""
+    if problem:
+        raise UserError(f"{path}: {problem}; re-export it here (studentpack export --isa auto) or pass --force")
 
 
 def load_backend(
-    path: Path, device: str = "cpu", max_length: int = 128, threads: int = 0, spin: bool = False
+    path: Path, device: str = "cpu", max_length: int = 128, threads: int = 0, spin: bool = False, force: bool = False
 ) -> Backend:
     """Open a model directory for serving; CUDA that is not really used is an error, never a CPU fallback."""
-    check_model_dir(path)
+    check_model_dir(path, force)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from studentpack.provenance import hash_directory
 

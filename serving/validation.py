@@ -57,6 +57,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"the request body is not valid JSON: {exc}", "invalid_json") from exc
+    except RecursionError:  # `[[[[...` thousands deep: the decoder's recursion limit, not a server fault
+        raise ApiError(400, "the request body nests JSON arrays or objects too deeply", "invalid_json") from None
 
 
 def _object(data: Any) -> dict[str, Any]:

@@ -20,10 +20,12 @@ ARGS = ["--method", "hs+mha", "--student-layers", "2", "--steps", "16", "--batch
         "--checkpoint-every", "5", "--log-every", "1", "--threads", "1", "--quiet"]  # fmt: skip
 
 
-def _run_killed_after(step: int, teacher: Path, corpus: Path, out: Path) -> subprocess.CompletedProcess[str]:
+def _run_killed_after(
+    step: int, teacher: Path, corpus: Path, out: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, FAULT_KILL_ENV: str(step)}
     cmd = [sys.executable, "-m", "studentpack", "distill", "--teacher", str(teacher), "--corpus", str(corpus),
-           "--out", str(out), *ARGS]  # fmt: skip
+           "--out", str(out), *ARGS, *extra]  # fmt: skip
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
 
 
@@ -67,3 +69,19 @@ def test_kill_during_the_first_steps_leaves_nothing_resumable_or_finished(
     assert not (out / "student").exists()
     assert main(["distill", "--resume", str(out)]) == 2
     assert "no checkpoint to resume from" in capsys.readouterr().err
+
+
+def test_tokens_seen_survive_a_resume_when_checkpoints_fall_between_log_lines(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("\n".join(SENTENCES * 5) + "\n")
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    # checkpoints every 5 steps, log lines every 3: the checkpoint at step 10 falls inside a log window
+    base = ["distill", "--teacher", str(tiny_bert_dir), "--corpus", str(corpus), *ARGS, "--log-every", "3"]
+    assert main([*base, "--out", str(whole)]) == 0
+    assert _run_killed_after(13, tiny_bert_dir, corpus, broken, "--log-every", "3").returncode == -signal.SIGKILL
+    assert main(["distill", "--resume", str(broken), "--quiet"]) == 0
+    want = json.loads((whole / "student" / "studentpack.json").read_text())["tokens_seen"]
+    got = json.loads((broken / "student" / "studentpack.json").read_text())["tokens_seen"]
+    assert got == want > 0

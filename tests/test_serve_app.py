@@ -603,3 +603,17 @@ def test_non_finite_model_output_is_a_server_error_not_bad_json() -> None:
         assert response.status_code == 500 and "not finite" in response.json()["error"]
 
     run({"nan": _NanBackend()}, body)
+
+
+def test_deeply_nested_json_is_a_400_on_every_endpoint(encoder: TorchBackend, caplog: pytest.LogCaptureFixture) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+
+    async def body(c: Client) -> None:
+        for path in ("/v1/embeddings", "/v1/classify", "/v2/models/tiny/infer"):
+            response = await c.post(path, content=deep, headers={"content-type": "application/json"})
+            assert response.status_code == 400, (path, response.text)
+            assert "too deeply" in response.text
+
+    with caplog.at_level("ERROR", logger="studentpack.serve"):
+        run({"tiny": encoder}, body)
+    assert not [r for r in caplog.records if r.exc_info]  # no traceback logged for a client's mistake

@@ -72,6 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--api-key-file", help="require `Authorization: Bearer <first line of this file>`")
     parser.add_argument(
+        "--force",
+        action="store_true",
+        help="serve variants whose export gate failed (rejected/) or that were quantized for another CPU",
+    )
+    parser.add_argument(
         "--cpus", metavar="IDS", help="pin the server to these CPUs (e.g. 0-2), leaving others to a load generator"
     )
     parser.add_argument("--config", help="a YAML/TOML/JSON file of the options above (keys as in ServeConfig)")
@@ -172,12 +177,14 @@ def run(args: argparse.Namespace) -> int:
         pin_process(parse_cpu_list(args.cpus), "--cpus")  # before any runtime starts its threads
     models = {name: _packaged_if_default(path) for name, path in model_names(args.models).items()}
     for path in models.values():
-        check_model_dir(path)
+        check_model_dir(path, args.force)
     api_key = load_api_key(args.api_key_file)
     _check_device(config.device, list(models.values()))
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s:     %(message)s")
     loaders = {
-        name: functools.partial(load_backend, path, config.device, config.max_length, config.threads, config.spin)
+        name: functools.partial(
+            load_backend, path, config.device, config.max_length, config.threads, config.spin, args.force
+        )
         for name, path in models.items()
     }
     if api_key is None and config.host not in ("127.0.0.1", "localhost", "::1"):

@@ -218,6 +218,9 @@ class Distiller:
                 window_tokens, window_start = 0, time.perf_counter()
             bar.update(1)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                if window_tokens:  # a checkpoint between log lines: count the open window's tokens now
+                    counters.tokens += self._sum_over_ranks(window_tokens)
+                    window_tokens, window_start = 0, time.perf_counter()
                 state = {"tokens": counters.tokens, "train_seconds": counters.train_seconds, "last_terms": values}
                 checkpoint.save(acc, self.run_dir.path, done, self.bundle, optimizer, state, cfg.keep_checkpoints)
             if cfg.snapshot_every and done % cfg.snapshot_every == 0 and done < cfg.steps:

@@ -71,6 +71,21 @@ def detect_isa(flags: Sequence[str], machine: str | None = None) -> str:
     return "avx2"  # AVX2 (or older x86): reduced range is the safe choice
 
 
+def preset_mismatch(preset: str, flags: Sequence[str], machine: str | None = None) -> str:
+    """Why an INT8 graph quantized for `preset` would compute wrongly or slowly on this CPU ('' if it fits).
+
+    A full-range (avx512_vnni) graph on an x86 CPU without VNNI runs through VPMADDUBSW, whose 16-bit
+    intermediate sums saturate: outputs silently drift. ARM graphs on x86 (and the reverse) were tuned
+    for the other instruction set.
+    """
+    here = detect_isa(flags, machine)
+    if preset == "avx512_vnni" and here == "avx2":
+        return "it was quantized for VNNI CPUs (full 8-bit weights) and this CPU has no VNNI: int8 sums can saturate"
+    if preset in PRESETS and (preset == "arm64") != (here == "arm64"):
+        return f"it was quantized for {PRESETS[preset].description} and this CPU is {PRESETS[here].description}"
+    return ""
+
+
 def resolve_isa(requested: str, flags: Sequence[str], machine: str | None = None) -> IsaPreset:
     if requested == "auto":
         return PRESETS[detect_isa(flags, machine)]
