@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from studentpack.corpus import embedded_paragraphs, load_corpus
@@ -76,3 +77,24 @@ def test_fitting_a_head_reduces_mlm_loss() -> None:
                             device=torch.device("cpu"), progress=False)  # fmt: skip
     assert record["source"] == "fitted"
     assert record["mlm_loss_after"] < 0.8 * record["mlm_loss_before"], record
+
+
+def test_the_head_is_judged_on_chunks_it_never_trains_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from studentpack.distill import head_fit
+
+    held, train = head_fit.split_held_out(200, 8, seed=3)
+    assert len(held) == 8 and not set(held) & set(train) and sorted(held + train) == list(range(200))
+    assert head_fit.split_held_out(50, 8, seed=3) == ([], list(range(50)))  # too small to spare a batch
+
+    seen: list[list[int]] = []
+    real_loss = head_fit.mlm_loss
+    monkeypatch.setattr(
+        head_fit, "mlm_loss", lambda enc, head, ch, idx, *a: seen.append(list(idx)) or real_loss(enc, head, ch, idx, *a)
+    )
+    tok = make_tokenizer()
+    chunks = tokenize_corpus(SENTENCES * 40, tok, max_length=16, pack=False)
+    _head, record = head_fit.fit_head(make_bert(layers=2, seed=0), tok, chunks, steps=30, lr=3e-3, batch_size=4,
+                                      mask_prob=0.3, seed=0, device=torch.device("cpu"), progress=False)  # fmt: skip
+    held_out = set(seen[0])  # the first and the last call measure; the ones between train
+    assert record["held_out_chunks"] == 4 and seen[0] == seen[-1]
+    assert not held_out & {i for batch in seen[1:-1] for i in batch}

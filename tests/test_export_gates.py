@@ -191,3 +191,7 @@ def test_accuracy_gate_regression_head_uses_correlation() -> None:
     assert figures["pearson"] == pytest.approx(1.0) and "label_agreement" not in figures
     with pytest.raises(AccuracyError, match="output correlation"):
         check_accuracy(_Fake(scores, ["score"]), _Fake(rng.normal(size=(50, 1)), ["score"]), ["t"] * 50, Gates())
+    # perfectly correlated but wrong: 2x + 0.5 must not pass
+    with pytest.raises(AccuracyError, match="mean output error") as failed:
+        check_accuracy(_Fake(scores, ["score"]), _Fake(2 * scores + 0.5, ["score"]), ["t"] * 50, Gates())
+    assert failed.value.figures["pearson"] == pytest.approx(1.0)

@@ -85,3 +85,19 @@ def test_tokens_seen_survive_a_resume_when_checkpoints_fall_between_log_lines(
     want = json.loads((whole / "student" / "studentpack.json").read_text())["tokens_seen"]
     got = json.loads((broken / "student" / "studentpack.json").read_text())["tokens_seen"]
     assert got == want > 0
+
+
+def test_resume_refuses_an_edited_corpus_unless_allowed(
+    tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("\n".join(SENTENCES * 5) + "\n")
+    out = tmp_path / "run"
+    assert _run_killed_after(7, tiny_bert_dir, corpus, out).returncode == -signal.SIGKILL
+    assert json.loads((out / "inputs.json").read_text())["corpus_sha256"]
+    corpus.write_text("\n".join(SENTENCES[::-1] * 5) + "\n")  # same lines, another order: another corpus
+    assert main(["distill", "--resume", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "the corpus changed since this run started" in err and "--allow-changed-inputs" in err
+    assert main(["distill", "--resume", str(out), "--quiet", "--allow-changed-inputs"]) == 0
+    assert "continuing on a changed corpus" in capsys.readouterr().err

@@ -175,6 +175,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run from its last checkpoint"
     )
+    run.add_argument(
+        "--allow-changed-inputs",
+        action="store_true",
+        help="with --resume: continue even though the teacher or corpus changed since the run started",
+    )
     run.add_argument("--checkpoint-every", type=int, default=s, help="steps between checkpoints (default 100)")
     run.add_argument(
         "--keep-checkpoints", type=int, default=s, help="checkpoints kept while the run goes on (default 2)"
@@ -238,7 +243,16 @@ def run(args: argparse.Namespace) -> int:
     from studentpack.numerics import tune_for_training
 
     tuning = tune_for_training()  # first, before torch's thread pool exists and before large allocations
-    from studentpack.distill.rundir import RunDir, check_fresh, check_resumable, clear, write_config
+    from studentpack.distill.rundir import (
+        RunDir,
+        check_fresh,
+        check_inputs,
+        check_resumable,
+        clear,
+        input_digests,
+        write_config,
+        write_inputs,
+    )
     from studentpack.errors import UserError
 
     if args.resume:
@@ -254,7 +268,12 @@ def run(args: argparse.Namespace) -> int:
     plan = make_plan(config)  # every cheap check, before loading any model
     if plan.relation_note not in ("", "default 48", "requested"):
         print(f"studentpack distill: note: relation heads: {plan.relation_note}", file=sys.stderr)
-    if not args.resume:
+    digests = input_digests(plan)
+    if args.resume:
+        note = check_inputs(run_dir, digests, args.allow_changed_inputs)
+        if note:
+            print(f"studentpack distill: note: {note}", file=sys.stderr)
+    else:
         out = args.out or Path("runs") / f"{plan.config.method}-l{plan.shape.layers}" / ""
         run_dir = RunDir(Path(out))
         check_fresh(run_dir, args.overwrite)
@@ -266,6 +285,7 @@ def run(args: argparse.Namespace) -> int:
         clear(run_dir)
         run_dir.path.mkdir(parents=True, exist_ok=True)
         write_config(run_dir, config)
+        write_inputs(run_dir, digests)
     distiller.acc.wait_for_everyone()
     student = distiller.run(resume=bool(args.resume))
     if distiller.acc.is_main_process:

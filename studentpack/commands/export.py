@@ -56,6 +56,7 @@ _FLAG_KEYS: dict[str, str] = {
     "min_worst_cosine": "gates.min_worst_cosine",
     "min_label_agreement": "gates.min_label_agreement",
     "max_metric_delta": "gates.max_metric_delta",
+    "max_relative_error": "gates.max_relative_error",
     "eval_task": "eval_task",
     "eval_data": "eval_data",
     "eval_limit": "eval_limit",
@@ -134,6 +135,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--eval-data", default=s, metavar="FILE", help="labelled data for --eval-task (e.g. stsb/dev.tsv)")
     g.add_argument("--eval-limit", type=int, default=s, help="score only the first N examples of --eval-data")
     g.add_argument("--max-metric-delta", type=float, default=s, help="allowed task-metric drop in points (default 1)")
+    g.add_argument(
+        "--max-relative-error",
+        type=float,
+        default=s,
+        help="regression heads: mean output error as a fraction of the outputs' std (default 0.05)",
+    )
 
     t = parser.add_argument_group("triton")
     t.add_argument("--triton", default=s, metavar="DIR", help="also write a Triton model repository here")

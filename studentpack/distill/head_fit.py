@@ -77,9 +77,10 @@ def fit_head(
     torch.manual_seed(seed)
     head = new_head_like(encoder).to(device)
     encoder.eval()
-    plan = BatchPlan(len(chunks.sequences), batch_size, 1, seed + 17)
+    held_out, train_ids = split_held_out(len(chunks.sequences), batch_size, seed)
+    plan = BatchPlan(len(train_ids), batch_size, 1, seed + 17)
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
-    eval_indices = plan.indices(0, 0)
+    eval_indices = held_out or train_ids[:batch_size]  # a corpus too small to spare chunks: say so below
 
     def held_out_loss() -> float:
         with torch.no_grad():
@@ -100,7 +101,8 @@ def fit_head(
     bar = tqdm(range(1, steps + 1), desc="fit teacher MLM head", disable=not progress, unit="step")
     for step in bar:
         gen = torch.Generator().manual_seed(seed * 7919 + step)
-        loss = mlm_loss(encoder, head, chunks, plan.indices(step, 0), tokenizer, gen, mask_prob, device)
+        batch = [train_ids[i] for i in plan.indices(step, 0)]
+        loss = mlm_loss(encoder, head, chunks, batch, tokenizer, gen, mask_prob, device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -113,7 +115,19 @@ def fit_head(
         "lr": lr,
         "mlm_loss_before": before,
         "mlm_loss_after": after,
+        "held_out_chunks": len(held_out),  # 0: the losses were measured on training chunks
     }
+
+
+def split_held_out(n_chunks: int, batch_size: int, seed: int) -> tuple[list[int], list[int]]:
+    """(held-out chunk ids, training chunk ids): a seeded batch kept out of training when the corpus has
+    at least ten times as many chunks, so the head's loss after fitting is measured on unseen text."""
+    if n_chunks < 10 * batch_size:
+        return [], list(range(n_chunks))
+    order = torch.randperm(n_chunks, generator=torch.Generator().manual_seed(seed + 29)).tolist()
+    held = sorted(order[:batch_size])
+    kept = set(held)
+    return held, [i for i in range(n_chunks) if i not in kept]
 
 
 def cached_or_fitted_head(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from studentpack import atomic
 from studentpack.config import build, to_dict
@@ -16,6 +17,7 @@ CONFIG = "distill_config.json"
 LOG = "log.jsonl"
 STUDENT = "student"
 MANIFEST = "studentpack.json"
+INPUTS = "inputs.json"  # the teacher's and the corpus's sha256 when the run started
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,36 @@ def retire_checkpoints(run: RunDir, keep_final: bool) -> Path | None:
     if not run.finished():
         return None
     return checkpoint.prune(run.path, 1 if keep_final else 0)
+
+
+def input_digests(plan: Any) -> dict[str, str]:
+    """What the run reads and must not change under it: the teacher's files and the corpus text."""
+    from studentpack.provenance import hash_directory
+
+    return {"teacher_sha256": hash_directory(plan.teacher.path), "corpus_sha256": plan.corpus.sha256}
+
+
+def write_inputs(run: RunDir, digests: dict[str, str]) -> None:
+    atomic.write_json(run.path / INPUTS, digests)
+
+
+def check_inputs(run: RunDir, digests: dict[str, str], allow_changed: bool) -> str:
+    """Refuse to resume on a teacher or corpus other than the run started with; '' or a note."""
+    path = run.path / INPUTS
+    if not path.is_file():
+        return f"{path.name} is missing (a run from an older studentpack): the inputs could not be compared"
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from exc
+    changed = [name.removesuffix("_sha256") for name, value in digests.items() if recorded.get(name) != value]
+    if changed and not allow_changed:
+        what = " and ".join(changed)
+        raise UserError(
+            f"--resume {run.path}: the {what} changed since this run started (sha256 differs from {path.name}); "
+            "restore it, or pass --allow-changed-inputs to continue on the new one"
+        )
+    return f"continuing on a changed {' and '.join(changed)} (--allow-changed-inputs)" if changed else ""
 
 
 def write_config(run: RunDir, config: DistillConfig) -> None:

@@ -33,10 +33,13 @@ class Gates:
     min_worst_cosine: float = 0.95
     min_label_agreement: float = 0.99
     max_metric_delta: float = 1.0  # task-metric points (x100 scale)
+    # regression heads: mean |reference - variant| as a fraction of the reference outputs' spread (std);
+    # correlation alone passes a variant whose outputs are 2x + 0.5
+    max_relative_error: float = 0.05
 
     def __post_init__(self) -> None:
-        if not self.max_abs >= 0 or not self.max_metric_delta >= 0:
-            raise UserError("--max-abs and --max-metric-delta must be >= 0")
+        if not self.max_abs >= 0 or not self.max_metric_delta >= 0 or not self.max_relative_error >= 0:
+            raise UserError("--max-abs, --max-metric-delta and --max-relative-error must be >= 0")
         for name in ("min_mean_cosine", "min_worst_cosine", "min_label_agreement"):
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{name.replace('_', '-')} must lie in [-1, 1], got {getattr(self, name)}")
@@ -170,9 +173,13 @@ def check_accuracy(
     if len(reference.labels) == 1:  # a regression head (e.g. STS-B cross-encoder): argmax means nothing
         want, got = reference.predict(texts)[:, 0], candidate.predict(texts)[:, 0]
         r = float(np.corrcoef(want, got)[0, 1]) if want.std() > 0 and got.std() > 0 else float(np.allclose(want, got))
-        figures.update(pearson=r, max_abs_output=float(np.abs(want - got).max()), min_pearson=gates.min_mean_cosine)
+        error = float(np.abs(want - got).mean() / max(float(want.std()), 1e-6))  # in units of the outputs' spread
+        figures.update(pearson=r, max_abs_output=float(np.abs(want - got).max()), min_pearson=gates.min_mean_cosine,
+                       relative_error=error, max_relative_error=gates.max_relative_error)  # fmt: skip
         if not r >= gates.min_mean_cosine:
             failures.append(f"output correlation {r:.4f} < {gates.min_mean_cosine}")
+        if not error <= gates.max_relative_error:
+            failures.append(f"mean output error {error:.4f} of the outputs' spread > {gates.max_relative_error}")
     elif reference.labels:
         want, got = reference.predict(texts), candidate.predict(texts)
         agreement = float((want.argmax(axis=1) == got.argmax(axis=1)).mean())
