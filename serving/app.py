@@ -160,6 +160,14 @@ class Server:
             ) from None
         except ShuttingDown:
             raise ApiError(503, "the server is shutting down", "shutting_down", RETRY_AFTER) from None
+        if not np.isfinite(result.rows).all():  # one answer on every endpoint: never NaN bytes, nulls or a crash
+            bad = sorted({int(i) for i in np.nonzero(~np.isfinite(result.rows))[0]})
+            log.warning("model %s produced NaN or infinite outputs for %d text(s)", slot.name, len(bad))
+            raise ApiError(
+                500,
+                f"model {slot.name} produced NaN or infinite values for text(s) {', '.join(map(str, bad[:10]))}",
+                "non_finite_output",
+            )
         series = self.metrics.model(slot.name)
         series.texts.inc(len(texts))
         if cut:

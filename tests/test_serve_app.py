@@ -7,6 +7,7 @@ import base64
 import json
 import struct
 import threading
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -600,7 +601,7 @@ def test_non_finite_model_output_is_a_server_error_not_bad_json() -> None:
         response = await embed(c, "hi", model="nan")
         assert response.status_code == 500 and response.json()["error"]["code"] == "non_finite_output"
         response = await c.post("/v2/models/nan/infer", json=OIP_OK)
-        assert response.status_code == 500 and "not finite" in response.json()["error"]
+        assert response.status_code == 500 and "NaN or infinite" in response.json()["error"]
 
     run({"nan": _NanBackend()}, body)
 
@@ -617,3 +618,43 @@ def test_deeply_nested_json_is_a_400_on_every_endpoint(encoder: TorchBackend, ca
     with caplog.at_level("ERROR", logger="studentpack.serve"):
         run({"tiny": encoder}, body)
     assert not [r for r in caplog.records if r.exc_info]  # no traceback logged for a client's mistake
+
+
+def test_non_finite_outputs_get_one_answer_on_every_endpoint(caplog: pytest.LogCaptureFixture) -> None:
+    from serving.testing import FakeBackend
+
+    class Broken(FakeBackend):
+        """A model that returns NaN for texts holding the word 'nan' and infinity for 'inf'."""
+
+        def row(self, ids: Any) -> np.ndarray:
+            values = super().row(ids)
+            if zlib.crc32(b"nan") % 1000 + 10 in ids:
+                values[0] = np.nan
+            if zlib.crc32(b"inf") % 1000 + 10 in ids:
+                values[-1] = np.inf
+            return values
+
+    embedder, classifier = Broken(), Broken(kind="classifier")
+
+    async def body(c: Client) -> None:
+        requests = [
+            c.post("/v1/embeddings", json={"model": "e", "input": ["fine", "nan here"]}),
+            c.post("/v1/embeddings", json={"model": "e", "input": ["inf"], "encoding_format": "base64"}),
+            c.post(
+                "/v2/models/e/infer",
+                json={"inputs": [{"name": "text", "shape": [1], "datatype": "BYTES", "data": ["nan"]}]},
+            ),
+            c.post("/v1/classify", json={"model": "c", "input": ["so nan"]}),
+        ]
+        for request in requests:
+            response = await request
+            assert response.status_code == 500, response.text
+            error = response.json()["error"]  # OIP errors are a string; ours carry a code as well
+            assert "NaN or infinite" in (error if isinstance(error, str) else error["message"])
+            assert isinstance(error, str) or error["code"] == "non_finite_output"
+        ok = await c.post("/v1/embeddings", json={"model": "e", "input": ["fine"]})
+        assert ok.status_code == 200
+
+    with caplog.at_level("WARNING", logger="studentpack.serve"):
+        run({"e": embedder, "c": classifier}, body)
+    assert not [r for r in caplog.records if r.exc_info]
