@@ -195,3 +195,35 @@ def test_accuracy_gate_regression_head_uses_correlation() -> None:
     with pytest.raises(AccuracyError, match="mean output error") as failed:
         check_accuracy(_Fake(scores, ["score"]), _Fake(2 * scores + 0.5, ["score"]), ["t"] * 50, Gates())
     assert failed.value.figures["pearson"] == pytest.approx(1.0)
+
+
+class _PaddingBug:
+    """Encodes like a real runtime (length-sorted batches), but rows in a batch of mixed lengths go wrong."""
+
+    description = "padding bug"
+
+    def __init__(self, broken: bool) -> None:
+        self.broken = broken
+        self.labels: list[str] = []
+
+    def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        from studentpack.encoders import length_sorted_batches, scatter_rows
+
+        batches = length_sorted_batches(texts, batch_size)
+        outputs = []
+        for batch in batches:
+            rows = np.stack([np.random.default_rng(len(t)).normal(size=8) for t in batch.texts])  # (B, 8)
+            if self.broken and len({len(t) for t in batch.texts}) > 1:
+                rows = -rows  # what ignoring the attention mask on padded rows looks like
+            outputs.append(rows)
+        return scatter_rows(batches, outputs, len(texts))
+
+
+def test_a_padding_bug_is_caught_by_the_mixed_length_batch() -> None:
+    texts = ["a much longer sentence that pads every short one " * 3] * 32 + ["short"] * 64
+    figures = check_accuracy(_PaddingBug(False), _PaddingBug(False), texts, Gates())
+    assert figures["mixed_batch_worst_cosine"] == pytest.approx(1.0)
+    # length-sorted batches of 32 are uniform here: only the one mixed batch exposes the bug
+    with pytest.raises(AccuracyError, match="mixed-length batch") as err:
+        check_accuracy(_PaddingBug(False), _PaddingBug(True), texts, Gates())
+    assert err.value.figures["mean_cosine"] == pytest.approx(1.0)

@@ -103,7 +103,11 @@ def test_export_json_schema(exported: tuple[Path, list[Any]]) -> None:
             assert len({case["batch"] for case in parity["cases"]}) >= 3
         else:
             accuracy = record["accuracy"]
-            assert accuracy["passed"] and accuracy["texts"] == 48
+            sample = record["corpora"]["sample"]
+            # the sample, inputs cut at the maximum length, and another genre's texts
+            assert sample["texts"] == 48 and sample["long_texts"] >= 1 and sample["other_genre_texts"] == 32
+            assert accuracy["passed"] and accuracy["texts"] == 48 + sample["long_texts"] + 32
+            assert accuracy["mixed_batch_worst_cosine"] >= 0.95
             assert 0.99 <= accuracy["mean_cosine"] <= 1.0 and accuracy["worst_cosine"] >= 0.95
             assert record["isa"]["preset"] in ("avx512_vnni", "avx2", "arm64")
             assert record["isa"]["requested"] == "auto"

@@ -169,7 +169,10 @@ def _texts(opts: ExportOptions, variants: tuple[str, ...]) -> tuple[list[str], l
         texts = load_corpus([sample_spec]).texts
         order = np.random.default_rng(0).permutation(len(texts))
         sample = [texts[i] for i in order[: opts.sample_texts]]
-        corpora["sample"] = {"source": sample_spec, "texts": len(sample), "sha256": hash_texts(sample)}
+        extra = _gate_extras(sample, opts)
+        corpora["sample"] = {"source": sample_spec, "texts": len(sample), **extra.describe}
+        sample = sample + extra.texts
+        corpora["sample"]["sha256"] = hash_texts(sample)
         if needs_calibration and calibration_spec == sample_spec:
             calibration = [texts[i] for i in order[opts.sample_texts : opts.sample_texts + opts.calibration_texts]]
     if needs_calibration:
@@ -185,6 +188,42 @@ def _texts(opts: ExportOptions, variants: tuple[str, ...]) -> tuple[list[str], l
             "sha256": hash_texts(calibration),
         }
     return sample, calibration, corpora
+
+
+@dataclass(frozen=True)
+class _Extras:
+    texts: list[str]
+    describe: dict[str, Any]
+
+
+_LONG_TEXTS = 16  # inputs cut at the maximum length, in every accuracy gate
+_OTHER_GENRE_TEXTS = 32
+
+
+def _gate_extras(sample: list[str], opts: ExportOptions) -> _Extras:
+    """Texts the accuracy gates see beside the sample: inputs near the maximum length (sample texts joined
+    until they must be cut) and, for the default sample, another genre of embedded text."""
+    from studentpack.corpus import EMBEDDED, load_corpus
+
+    long: list[str] = []
+    current: list[str] = []
+    for text in sample:  # consecutive sample texts joined until they hold more words than tokens fit
+        current.append(text)
+        if sum(len(t.split()) for t in current) > opts.max_length:
+            long.append(" ".join(current))
+            current = []
+        if len(long) == _LONG_TEXTS:
+            break
+    other: list[str] = []
+    other_spec = None
+    if opts.sample is None:
+        from studentpack.sources import EMBEDDED_CORPUS
+
+        other_spec = next(spec for spec in EMBEDDED if spec != EMBEDDED_CORPUS)
+        texts = load_corpus([other_spec]).texts
+        order = np.random.default_rng(2).permutation(len(texts))
+        other = [texts[i] for i in order[:_OTHER_GENRE_TEXTS]]
+    return _Extras(long + other, {"long_texts": len(long), "other_genre": other_spec, "other_genre_texts": len(other)})
 
 
 def _task_scorer(opts: ExportOptions, config: dict[str, Any]) -> Callable[[Any], float] | None:

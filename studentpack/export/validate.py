@@ -159,6 +159,21 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1) / np.maximum(na, 1e-12)
 
 
+MIXED_BATCH = 32  # texts in the one batch that mixes the sample's shortest and longest inputs
+
+
+def mixed_batch(texts: Sequence[str]) -> list[str]:
+    """Up to MIXED_BATCH texts spread from the shortest to the longest, short and long interleaved.
+
+    Encoders batch texts of similar length together, so padding barely shows in the main comparison;
+    run as one batch, these put most rows next to much longer ones (a masking bug shows up here).
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    if len(order) > MIXED_BATCH:
+        order = [order[round(j * (len(order) - 1) / (MIXED_BATCH - 1))] for j in range(MIXED_BATCH)]
+    return [texts[i] for i in order[::2] + order[1::2][::-1]]
+
+
 def check_accuracy(
     reference: Any,
     candidate: Any,
@@ -170,8 +185,11 @@ def check_accuracy(
     """Compare two encoders (encode protocol) on `texts`; returns the figures or raises AccuracyError."""
     figures: dict[str, Any] = {"reference": reference.description, "texts": len(texts)}
     failures = []
+    mixed = mixed_batch(texts)
+    one_batch = len(mixed)
     if len(reference.labels) == 1:  # a regression head (e.g. STS-B cross-encoder): argmax means nothing
-        want, got = reference.predict(texts)[:, 0], candidate.predict(texts)[:, 0]
+        want = np.concatenate([reference.predict(texts)[:, 0], reference.predict(mixed, batch_size=one_batch)[:, 0]])
+        got = np.concatenate([candidate.predict(texts)[:, 0], candidate.predict(mixed, batch_size=one_batch)[:, 0]])
         r = float(np.corrcoef(want, got)[0, 1]) if want.std() > 0 and got.std() > 0 else float(np.allclose(want, got))
         error = float(np.abs(want - got).mean() / max(float(want.std()), 1e-6))  # in units of the outputs' spread
         figures.update(pearson=r, max_abs_output=float(np.abs(want - got).max()), min_pearson=gates.min_mean_cosine,
@@ -183,6 +201,16 @@ def check_accuracy(
     elif reference.labels:
         want, got = reference.predict(texts), candidate.predict(texts)
         agreement = float((want.argmax(axis=1) == got.argmax(axis=1)).mean())
+        want_one, got_one = (
+            reference.predict(mixed, batch_size=one_batch),
+            candidate.predict(mixed, batch_size=one_batch),
+        )
+        figures["mixed_batch_label_agreement"] = float((want_one.argmax(axis=1) == got_one.argmax(axis=1)).mean())
+        agreement_one = figures["mixed_batch_label_agreement"]
+        if not agreement_one >= gates.min_label_agreement:
+            failures.append(
+                f"label agreement in one mixed-length batch {agreement_one:.4f} < {gates.min_label_agreement}"
+            )
         figures.update(
             label_agreement=agreement,
             max_abs_logit=float(np.abs(want - got).max()),
@@ -192,6 +220,14 @@ def check_accuracy(
             failures.append(f"label agreement {agreement:.4f} < {gates.min_label_agreement}")
     else:
         cos = cosines(reference.encode(texts), candidate.encode(texts))
+        in_one_batch = cosines(
+            reference.encode(mixed, batch_size=one_batch), candidate.encode(mixed, batch_size=one_batch)
+        )
+        figures["mixed_batch_worst_cosine"] = float(in_one_batch.min())
+        if not in_one_batch.min() >= gates.min_worst_cosine:
+            failures.append(
+                f"worst cosine in one mixed-length batch {in_one_batch.min():.4f} < {gates.min_worst_cosine}"
+            )
         figures.update(
             mean_cosine=float(cos.mean()),
             worst_cosine=float(cos.min()),
