@@ -164,8 +164,12 @@ def main() -> None:
     teacher = score(Path(str(_teacher())), args, args.runs / "teacher-scores.json")
     rows = []
     only = set(args.only.split(",")) if args.only else None
+    committed = _committed_rows(args)  # rows of an earlier session, same settings: not trained again
     for run in plan_runs(args):
         out = args.runs / args.plan / run.name
+        if run.name in committed and not (out / "student" / "studentpack.json").is_file():
+            rows.append(committed[run.name])
+            continue
         if only is not None and run.name not in only and not (out / "student" / "studentpack.json").is_file():
             continue
         started = time.perf_counter()
@@ -228,8 +232,24 @@ def _plot_curve(rows: list[dict[str, Any]], teacher: dict[str, float | None]) ->
     plt.close(fig)
 
 
+def _settings_key(args: argparse.Namespace) -> str:
+    keys = ("steps", "batch_size", "probe_train", "finetune", "finetune_train", "device", "variants", "curve_method")
+    return json.dumps({k: str(getattr(args, k)) for k in keys}, sort_keys=True)
+
+
+def _committed_rows(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    path = RESULTS / f"distill_study_{args.plan}.json"
+    if not path.is_file():
+        return {}
+    report = json.loads(path.read_text())
+    if report.get("settings_key") != _settings_key(args):
+        return {}
+    return {row["name"]: row for row in report.get("rows", [])}
+
+
 def _write(args: argparse.Namespace, teacher: dict[str, float | None], rows: list[dict[str, Any]]) -> None:
-    report = {"benchmark": "distill_study", "plan": args.plan, "settings": {k: str(v) for k, v in vars(args).items()},
+    report = {"benchmark": "distill_study", "plan": args.plan, "settings_key": _settings_key(args),
+              "settings": {k: str(v) for k, v in vars(args).items()},
               "teacher": teacher, "rows": rows, "groups": _groups(rows), "machine": machine(),
               "versions": package_versions()}  # fmt: skip
     atomic.write_json(RESULTS / f"distill_study_{args.plan}.json", report)

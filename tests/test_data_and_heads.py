@@ -65,7 +65,7 @@ def test_embedded_corpus_is_english_prose() -> None:
     assert len(paragraphs) > 500
     assert sum(len(p.split()) for p in paragraphs) > 20_000
     corpus = load_corpus(None)
-    assert corpus.sources == ["embedded:pydoc"] and len(corpus.sha256) == 64
+    assert corpus.sources == ["embedded:english"] and len(corpus.sha256) == 64  # the default
 
 
 def test_fitting_a_head_reduces_mlm_loss() -> None:

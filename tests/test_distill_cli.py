@@ -147,7 +147,7 @@ def test_bad_input_is_one_line_exit_2(
     elif case == "bad-method":
         extra = ["--method", "dark-magic"]
     elif case == "relation-heads":
-        extra = ["--relation-heads", "5"]
+        extra = ["--method", "mha", "--relation-heads", "5"]
     out = tmp_path / "out"
     rc = distill(teacher, text, out, *extra)
     _one_line_error(capsys, rc, fragment)

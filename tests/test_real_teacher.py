@@ -31,7 +31,7 @@ def test_fifty_steps_on_the_packaged_teacher(method: str, tmp_path: Path) -> Non
     assert student.config.num_hidden_layers == 2 and student.config.hidden_size == 384
     manifest = json.loads((out / "student" / "studentpack.json").read_text())
     assert manifest["teacher"]["name"] == "all-MiniLM-L6-v2"
-    assert manifest["corpus"]["sources"] == ["embedded:pydoc"]
+    assert manifest["corpus"]["sources"] == ["embedded:english"]
     if method == "od":
         head = manifest["teacher_head"]
         assert head["source"] == "fitted" and head["mlm_loss_after"] < head["mlm_loss_before"]

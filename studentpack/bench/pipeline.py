@@ -381,20 +381,25 @@ def _dir_digest(path: Path) -> str:
 
 
 def _corpus_digest(cfg: PipelineConfig) -> list[str]:
-    """Files by content; other specs (embedded, hub) by name and the Python that ships them."""
+    """Files by content, embedded corpora by their text; hub datasets by name."""
     import hashlib
 
+    from studentpack.corpus import EMBEDDED, load_corpus
+    from studentpack.sources import EMBEDDED_CORPUS
+
     out = []
-    for spec in cfg.corpus or ("embedded:pydoc",):
+    for spec in cfg.corpus or (EMBEDDED_CORPUS,):
         path = Path(spec).expanduser()
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
-        if files:
+        if spec in EMBEDDED:
+            out.append(load_corpus([spec]).sha256)
+        elif files:
             digest = hashlib.sha256()
             for file in files:
                 digest.update(file.read_bytes())
             out.append(digest.hexdigest())
         else:
-            out.append(f"{spec}@{sys.version.split()[0]}")
+            out.append(spec)
     return out
 
 

@@ -12,15 +12,17 @@ DESCRIPTION = """\
 Distil a Transformer encoder into a smaller student, task-agnostically, by one of the transfers
 compared in Udagawa et al. (EMNLP 2023 Industry):
 
-  mha   Multi-Head Attention relations (MiniLMv2): Q-Q, K-K, V-V relation KL   [default; best there]
-  hs    Hidden States: MSE (or cosine) per mapped layer pair, projected when widths differ
+  mha   Multi-Head Attention relations (MiniLMv2): Q-Q, K-K, V-V relation KL   [best there, at length]
+  hs    Hidden States: MSE (or cosine) per mapped layer pair, projected when widths differ   [default]
   od    Output Distribution: T^2 * KL over MLM predictions at masked positions
   emb   the sentence-transformers baseline: MSE between pooled, normalised sentence embeddings
   hs+mha, od+mha, ...  weighted sums (--set hs_weight=..., mha_weight=...)
 
-With no arguments it distils the packaged all-MiniLM-L6-v2 into a 3-layer student on text that
-ships with Python, in a few minutes on a laptop CPU. The result, runs/<method>-l<layers>/student/,
-is a Hugging Face directory (AutoModel.from_pretrained) with studentpack.json describing the run.
+With no arguments it distils the packaged all-MiniLM-L6-v2 into a 3-layer student by HS transfer on
+general English that ships with studentpack (embedded:english), in a few minutes on a laptop CPU:
+the transfer and corpus that lifted a quick run above its initialisation (see BENCHMARKS.md). The
+result, runs/<method>-l<layers>/student/, is a Hugging Face directory (AutoModel.from_pretrained)
+with studentpack.json describing the run.
 
 While it runs, checkpoints (<run>/checkpoints/step-N/: weights, optimizer state and RNG; a few
 hundred MB each for the default teacher) let an interrupted run continue with --resume. Once the
@@ -93,7 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=s,
         metavar="PATH|hub:NAME[:CONFIG]",
         help="text file (one paragraph per line), directory of them, or hub dataset; repeatable "
-        "(default: English reference text shipped with Python)",
+        "(default: embedded:english, general English shipped with studentpack; embedded:pydoc is Python's "
+        "reference text)",
     )
     src.add_argument(
         "--allow-pickle",
@@ -103,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     how = parser.add_argument_group("method")
-    how.add_argument("--method", default=s, help="mha (default), hs, od, emb, or a combination like hs+mha")
+    how.add_argument("--method", default=s, help="hs (default), mha, od, emb, or a combination like hs+mha")
     how.add_argument(
         "--layer-map",
         default=s,

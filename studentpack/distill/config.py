@@ -15,8 +15,10 @@ METHODS: tuple[str, ...] = ("mha", "hs", "od", "emb", "hs+mha", "od+mha", "od+hs
 @dataclass(frozen=True)
 class DistillConfig:
     teacher: str | None = None  # local dir, hub id, or None for the packaged all-MiniLM-L6-v2
-    corpus: tuple[str, ...] = ()  # files, dirs, hub:NAME[:CONFIG]; empty = embedded pydoc text
-    method: Method = "mha"
+    corpus: tuple[str, ...] = ()  # files, dirs, hub:NAME[:CONFIG]; empty = embedded:english
+    # hs: at the quick budget (300 steps) it was the one transfer that improved the copied-layer student
+    # on both STS-B and the SST-2 probe; MHA needs far longer runs (benchmarks/distill_study.py, BENCHMARKS.md)
+    method: Method = "hs"
     student: StudentSpec = field(default_factory=StudentSpec)
     # which teacher layers initialise the student (when widths match); None = the HS layer map if it
     # covers every student layer, else "uniform-last" (the student's top layer starts as the teacher's:
