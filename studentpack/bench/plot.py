@@ -84,6 +84,7 @@ def _panel(ax: Any, report: dict[str, Any], device: str) -> None:
     _legend(ax, points)
 
 
+_LEADER = {"arrowstyle": "-", "color": "grey", "lw": 0.5, "shrinkA": 0, "shrinkB": 4}  # label-to-point line
 # label offsets tried in order (points): right, left, above, below, then the diagonals, then further out
 _OFFSETS = [(7, -4), (-7, -4), (0, 8), (0, -14), (7, 7), (-7, 7), (7, -14), (-7, -14),
             (14, 16), (-14, 16), (14, -24), (-14, -24), (0, 22), (0, -28)]  # fmt: skip
@@ -106,7 +107,8 @@ def _labels(ax: Any, points: list[dict[str, Any]]) -> None:
         for dx, dy in _OFFSETS:
             text = ax.annotate(label, (r["latency_ms"]["p50"], r["score_pct_of_teacher"]), textcoords="offset points",
                                xytext=(dx, dy), fontsize=8, fontweight=bold, ha="left" if dx > 0 else "right" if dx < 0
-                               else "center", va="center", zorder=4)  # fmt: skip
+                               else "center", va="center", zorder=4,
+                               arrowprops=_LEADER)  # fmt: skip
             box = text.get_window_extent(renderer)
             rect = (box.x0, box.y0, box.x1, box.y1)
             cost = sum(_overlap(rect, other) for other in taken)
