@@ -48,6 +48,7 @@ def check_fresh(run: RunDir, overwrite: bool) -> None:
     path = run.path
     if path.exists() and not path.is_dir():
         raise UserError(f"--out {path} is a file")
+    atomic.check_writable_dir(path, "--out")  # a read-only place fails now, not after the training
     if not path.exists() or not any(path.iterdir()):
         return
     if not run.is_run():

@@ -29,6 +29,7 @@ import numpy as np
 
 from studentpack import adapter
 from studentpack.atomic import TMP_MARK, atomic_dir, remove_tree, write_json
+from studentpack.atomic import check_writable_dir as atomic_check_writable
 from studentpack.errors import UserError
 from studentpack.export import presets
 from studentpack.export.presets import IsaPreset
@@ -123,6 +124,8 @@ def plan(opts: ExportOptions) -> _Plan:
             raise UserError(f"{flag} {path} exists; pass --overwrite to replace it")
         if path is not None and path.exists() and not path.is_dir():
             raise UserError(f"{flag} {path} is a file")
+        if path is not None:  # the variants are built next to it: a read-only parent fails before the export
+            atomic_check_writable(path.parent if not path.exists() else path, flag)
     if triton is not None and triton.resolve() == out.resolve():
         raise UserError("--triton must be a directory other than --out")
     sample, calibration, corpora = _texts(opts, variants)
