@@ -292,3 +292,33 @@ def test_snapshots_are_loadable_students_with_their_step(tiny_bert_dir: Path, co
     manifest = json.loads((out / "snapshots" / "step-0000004" / "studentpack.json").read_text())
     assert manifest["snapshot_step"] == 4 and manifest["tokens_seen"] > 0
     AutoModel.from_pretrained(str(out / "snapshots" / "step-0000002"))
+
+
+def test_student_layers_start_as_the_mapped_teacher_layers(tiny_bert_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    # one step at a vanishing learning rate: the saved student is its initialisation
+    assert distill(tiny_bert_dir, corpus, out, "--student-layers", "2", "--steps", "1", "--lr", "1e-30",
+                   "--warmup", "0") == 0  # fmt: skip
+    manifest = json.loads((out / "student" / "studentpack.json").read_text())
+    pairs = manifest["init_map"]["pairs"]
+    assert pairs == [[1, 1], [2, 4]]  # uniform-last: the student's top layer is the teacher's top layer
+    teacher = load_file(str(tiny_bert_dir / "model.safetensors"))
+    student = load_file(str(out / "student" / "model.safetensors"))
+
+    def layer(weights: dict, index: int) -> dict:
+        prefix = f"encoder.layer.{index}."
+        return {k.split(prefix, 1)[1]: v for k, v in weights.items() if prefix in k}
+
+    for s, t in pairs:
+        mine, theirs = layer(student, s - 1), layer(teacher, t - 1)
+        assert mine and mine.keys() == theirs.keys()
+        for name in mine:
+            assert torch.allclose(mine[name], theirs[name], rtol=0, atol=1e-12), (s, t, name)  # moved by ~lr at most
+    embeddings = [k for k in student if "embeddings" in k]
+    assert embeddings and all(torch.allclose(student[k], teacher[k], rtol=0, atol=1e-12) for k in embeddings)
+    assert not (
+        layer(student, 1)["attention.self.query.weight"] == layer(teacher, 1)["attention.self.query.weight"]
+    ).all()
