@@ -7,6 +7,7 @@ only those names exist, and nothing in a request ever reaches a file path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -128,7 +129,14 @@ class Server:
                            f"{slot.backend.info.kind} model; use {other}", "wrong_model_kind")  # fmt: skip
         return slot
 
-    async def infer(self, slot: ModelSlot, texts: list[str], truncate: bool, pairs: list[str] | None = None) -> Served:
+    async def infer(
+        self,
+        slot: ModelSlot,
+        texts: list[str],
+        truncate: bool,
+        pairs: list[str] | None = None,
+        request: Request | None = None,
+    ) -> Served:
         """Tokenize, check lengths, queue for the batcher, wait for the rows."""
         if self.lifecycle.draining:
             raise ApiError(503, "the server is shutting down", "shutting_down", {**RETRY_AFTER, "Connection": "close"})
@@ -148,7 +156,8 @@ class Server:
                 "input_too_long",
             )
         try:
-            result = await batcher.submit(tokenized.ids, self.config.request_timeout_s, tokenized.types)
+            submitted = batcher.submit(tokenized.ids, self.config.request_timeout_s, tokenized.types)
+            result = await (submitted if request is None else _unless_client_leaves(request, submitted))
         except QueueFull:
             raise ApiError(503, f"model {slot.name} is overloaded; retry later", "overloaded", RETRY_AFTER) from None
         except DeadlineExceeded:
@@ -269,7 +278,7 @@ class Server:
         body = await self.body(request)
         header_length = request.headers.get("inference-header-content-length")
         req = parse_infer(slot.name, body, header_length, output, self.config.max_inputs)
-        served = await self.infer(slot, req.texts, req.truncate)
+        served = await self.infer(slot, req.texts, req.truncate, request=request)
         rows = served.rows
         head: dict[str, Any] = {"model_name": slot.name, "model_version": VERSION}
         if req.id is not None:
@@ -288,7 +297,7 @@ class Server:
         start = time.perf_counter()
         req = parse_embeddings(await self.body(request), self.config.max_inputs)
         slot = self.slot(req.model, call, "embedding")
-        served = await self.infer(slot, req.texts, req.truncate)
+        served = await self.infer(slot, req.texts, req.truncate, request=request)
         base64_format = req.encoding_format == "base64"
         build = functools.partial(responses.embeddings_body, served.rows, slot.name, served.tokens, base64_format)
         return await self.respond(build, served, start)
@@ -299,7 +308,7 @@ class Server:
         slot = self.slot(req.model, call, "classifier")
         assert slot.backend is not None
         labels = slot.backend.info.labels
-        served = await self.infer(slot, req.texts, req.truncate, req.pairs)
+        served = await self.infer(slot, req.texts, req.truncate, req.pairs, request)
         logits = served.rows  # (N, C)
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))  # (N, C)
         probs = shifted / shifted.sum(axis=1, keepdims=True)
@@ -341,6 +350,29 @@ class Server:
                 r(base + "/ready", "model_ready", self.model_ready),
             ]
         return routes
+
+
+async def _unless_client_leaves(request: Request, submitted: Awaitable[Result]) -> Result:
+    """The batcher's answer, or a 499 as soon as the client disconnects: its queued rows are then
+    dropped by the batcher (a cancelled job is never run), so no model time goes to nobody."""
+    job = asyncio.ensure_future(submitted)
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+    if job.done():
+        return job.result()
+    job.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await job
+    raise ApiError(499, "the client closed the connection before the answer", "client_closed_request")
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the ASGI server reports the client gone (the body has been read by then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def create_app(

@@ -658,3 +658,46 @@ def test_non_finite_outputs_get_one_answer_on_every_endpoint(caplog: pytest.LogC
     with caplog.at_level("WARNING", logger="studentpack.serve"):
         run({"e": embedder, "c": classifier}, body)
     assert not [r for r in caplog.records if r.exc_info]
+
+
+def test_a_client_that_leaves_takes_its_queued_work_with_it() -> None:
+    gate = threading.Event()
+    backend = FakeBackend(gate=gate)  # every batch waits at the gate until the test opens it
+
+    async def main() -> None:
+        app = create_app({"m": backend}, ServeConfig(max_batch=1, max_wait_ms=0))
+        async with lifespan(app):
+            await app.state.lifecycle.wait_loaded()
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                first = asyncio.ensure_future(embed(client, "first holds the model", model="m"))
+                while not backend.started.is_set():  # the first request's batch is in the model
+                    await asyncio.sleep(0.01)
+                sent: list[dict[str, Any]] = []
+                body = json.dumps({"model": "m", "input": "second never runs"}).encode()
+                messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+                async def receive() -> dict[str, Any]:
+                    if messages:
+                        return messages.pop()
+                    await asyncio.sleep(0.2)  # the client hangs up while its text is queued
+                    return {"type": "http.disconnect"}
+
+                async def send(message: dict[str, Any]) -> None:
+                    sent.append(message)
+
+                scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                         "scheme": "http", "path": "/v1/embeddings", "raw_path": b"/v1/embeddings", "query_string": b"",
+                         "root_path": "", "headers": [(b"content-type", b"application/json")],
+                         "client": ("127.0.0.1", 1), "server": ("test", 80)}  # fmt: skip
+                await app(scope, receive, send)
+                assert sent[0]["status"] == 499
+                gate.set()
+                assert (await first).status_code == 200
+                await asyncio.sleep(0.05)
+                second_ids = backend.tokenize(["second never runs"]).ids[0]
+                assert all(second_ids not in batch for batch in backend.batches), "the abandoned text was run"
+                metrics = (await client.get("/metrics")).text
+                assert 'studentpack_queue_depth{model="m"} 0.0' in metrics
+
+    asyncio.run(main())
