@@ -35,6 +35,7 @@ from studentpack.student import build_student
 
 # Fault injection for tests: SIGKILL this process right after the given step (a real, uncatchable kill).
 FAULT_KILL_ENV = "STUDENTPACK_FAULT_KILL_AFTER_STEP"
+HEAD_FIT_LOG_ENV = "STUDENTPACK_TEST_HEAD_FIT_LOG"  # tests: a file each rank that fits a head appends to
 
 
 @dataclass
@@ -108,14 +109,25 @@ class Distiller:
             }
 
             def fit() -> tuple[MLMHead, dict[str, Any]]:
+                if os.environ.get(HEAD_FIT_LOG_ENV):  # tests count fits across ranks
+                    with open(os.environ[HEAD_FIT_LOG_ENV], "a", encoding="utf-8") as handle:
+                        handle.write(f"{self.acc.process_index}\n")
                 return head_fit.fit_head(
                     teacher, self.tokenizer, self.chunks, cfg.fit_head_steps, cfg.fit_head_lr, cfg.batch_size,
                     cfg.mask_prob, cfg.seed, self.acc.device, self.progress and self.acc.is_main_process,
                 )  # fmt: skip
 
-            head, record = head_fit.cached_or_fitted_head(
-                self.run_dir.path, key, head_fit.new_head_like(teacher), fit, self.acc.is_main_process
-            )
+            # the main process fits (or finds) the head and caches it; the other ranks wait and load that
+            # cache, so a run on N processes fits one head, not N different ones
+            if self.acc.is_main_process:
+                head, record = head_fit.cached_or_fitted_head(self.run_dir.path, key, head_fit.new_head_like(teacher),
+                                                              fit, is_main=True)  # fmt: skip
+            self.acc.wait_for_everyone()
+            if not self.acc.is_main_process:
+                head, record = head_fit.cached_or_fitted_head(
+                    self.run_dir.path, key, head_fit.new_head_like(teacher), _no_second_fit, is_main=False
+                )
+        assert head is not None
         student_head = head_fit.new_head_like(student)
         if student.config.hidden_size == teacher.config.hidden_size:
             student_head.load_state_dict(head.state_dict())
@@ -293,6 +305,10 @@ class Distiller:
             retire_checkpoints(self.run_dir, self.cfg.keep_final_checkpoint)
         self.acc.wait_for_everyone()
         return self.run_dir.student
+
+
+def _no_second_fit() -> tuple[MLMHead, dict[str, Any]]:
+    raise RuntimeError("the main process did not leave a fitted teacher head for the other ranks")
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
