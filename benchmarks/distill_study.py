@@ -59,9 +59,11 @@ class Run:
 def study_corpus(runs: Path) -> list[str]:
     """WikiText-2 (both files) plus the SST-2 train sentences as plain text."""
     sst2_text = runs / "corpus" / "sst2-train.txt"
-    if not sst2_text.is_file():
-        lines = (SHARED / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()[1:]
-        atomic.write_text(sst2_text, "\n".join(line.split("\t")[0] for line in lines if line.strip()) + "\n")
+    if not sst2_text.is_file() or not sst2_text.stat().st_size > 100_000:
+        header, *lines = (SHARED / "sst2" / "train.tsv").read_text(encoding="utf-8").splitlines()
+        column = header.split("\t").index("sentence")
+        sentences = [line.split("\t")[column] for line in lines if line.strip()]
+        atomic.write_text(sst2_text, "\n".join(sentences) + "\n")
     return [*WIKITEXT, str(sst2_text)]
 
 
