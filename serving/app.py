@@ -30,6 +30,7 @@ from serving.batcher import DeadlineExceeded, QueueFull, Result, ShuttingDown
 from serving.config import ServeConfig
 from serving.lifecycle import Lifecycle, Loader, ModelSlot
 from serving.metrics import CONTENT_TYPE, UNKNOWN_MODEL, Metrics
+from serving.openapi import document
 from serving.validation import ApiError, parse_classify, parse_embeddings, parse_infer
 from studentpack import __version__
 
@@ -268,6 +269,10 @@ class Server:
     async def metrics_page(self, request: Request, call: Call) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
+    async def openapi(self, request: Request, call: Call) -> Response:
+        kinds = {slot.name: slot.backend.info.kind if slot.backend else None for slot in self.lifecycle.slots.values()}
+        return responses.json_response(document(kinds, self.config.max_inputs))
+
     # --- inference ----------------------------------------------------------------------------
 
     async def oip_infer(self, request: Request, call: Call) -> Response:
@@ -342,6 +347,7 @@ class Server:
             r("/v2", "server_metadata", self.server_metadata),
             r("/v1/models", "models", self.list_models, oip=False),
             r("/metrics", "metrics", self.metrics_page, oip=False),
+            r("/openapi.json", "openapi", self.openapi, oip=False),
             r("/v2/models/{name}/versions/{version}/infer", "infer", self.oip_infer, "POST"),
         ]
         for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):

@@ -124,15 +124,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--max-queue", type=int, default=1024)
     parser.add_argument("--max-inputs", type=int, default=256)
     parser.add_argument("--grace-s", type=float, default=30.0)
+    parser.add_argument("--max-batch", type=int, default=32)
+    parser.add_argument("--classifier", action="store_true", help="also serve a fake classifier, 'fake-classifier'")
     args = parser.parse_args(argv)
     config = ServeConfig(
         port=args.port,
         max_queue=args.max_queue,
         max_inputs=args.max_inputs,
         grace_s=args.grace_s,
+        max_batch=args.max_batch,
         log_level="warning",
     )
-    app = create_app({"fake": FakeBackend(gate_file=args.gate)}, config)
+    models: dict[str, FakeBackend] = {"fake": FakeBackend(gate_file=args.gate)}
+    if args.classifier:
+        models["fake-classifier"] = FakeBackend("classifier", gate_file=args.gate)
+    app = create_app(models, config)
     serve(app, config, bind(config.host, config.port))
 
 

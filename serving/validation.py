@@ -95,7 +95,20 @@ def texts_from(value: Any, field: str, max_inputs: int) -> list[str]:
             raise invalid(f"{field}[{i}] must be a string, got {_type(text)}")
         if not text:
             raise invalid(f"{field}[{i}] is an empty string", "empty_input")
+        if not text.isascii():
+            _require_utf8(text, f"{field}[{i}]")
     return value
+
+
+def _require_utf8(text: str, where: str) -> None:
+    """JSON's \\u escapes can carry a lone surrogate, which no tokenizer can take: refuse it here."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start]
+        raise invalid(
+            f"{where} holds a lone surrogate (\\u{ord(bad):04x}); send valid Unicode", "invalid_text"
+        ) from None
 
 
 def model_name(data: dict[str, Any]) -> str:

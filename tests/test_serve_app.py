@@ -620,6 +620,29 @@ def test_deeply_nested_json_is_a_400_on_every_endpoint(encoder: TorchBackend, ca
     assert not [r for r in caplog.records if r.exc_info]  # no traceback logged for a client's mistake
 
 
+def test_a_lone_surrogate_is_a_422_not_a_tokenizer_crash(
+    encoder: TorchBackend, classifier: TorchBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """JSON's \\u escapes carry lone surrogates that the real tokenizer cannot take (found by hypothesis)."""
+    lone = b'"fine \\ud800 text"'
+    bodies = {
+        "/v1/embeddings": b'{"model": "tiny", "input": [' + lone + b"]}",
+        "/v1/classify": b'{"model": "cls", "input": [[' + lone + b', "other"]]}',
+        "/v2/models/tiny/infer": b'{"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ['
+        + lone
+        + b"]}]}",
+    }
+
+    async def body(c: Client) -> None:
+        for path, payload in bodies.items():
+            response = await c.post(path, content=payload, headers={"content-type": "application/json"})
+            assert response.status_code == 422 and "surrogate" in response.text, (path, response.text)
+
+    with caplog.at_level("ERROR", logger="studentpack.serve"):
+        run({"tiny": encoder, "cls": classifier}, body)
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 def test_non_finite_outputs_get_one_answer_on_every_endpoint(caplog: pytest.LogCaptureFixture) -> None:
     from serving.testing import FakeBackend
 

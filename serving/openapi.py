@@ -1,0 +1,333 @@
+"""The OpenAPI 3.1 description of every endpoint, served at /openapi.json.
+
+Built per server from its config and the names it serves, so limits (texts per request) and the
+model names a request may use are part of the contract a fuzzer or client generator sees. The
+schemas describe what the validators in `serving.validation` accept: a body the schema forbids is
+answered 4xx, never 5xx (the schemathesis test in tests/test_serve_fuzz.py holds us to that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from studentpack import __version__
+
+JSON = "application/json"
+
+_TEXT = {"type": "string", "minLength": 1}
+_NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _errors(oip: bool, statuses: Sequence[int]) -> dict[str, Any]:
+    """Error answers: OIP endpoints use {"error": "..."}, the OpenAI-style ones {"error": {...}}."""
+    schema = _ref("OipError" if oip else "OpenAIError")
+    why = {
+        400: "malformed body (not JSON, nested too deeply, bad binary framing)",
+        401: "missing or wrong API key (when the server has one)",
+        404: "unknown model or version",
+        405: "method not allowed on this path",
+        413: "body or number of texts over the server's limit",
+        422: "well-formed but invalid values, or a text too long with truncate=false",
+        499: "the client left before the answer (never seen by that client)",
+        500: "the model produced NaN or infinite values (non_finite_output), or an internal error",
+        503: "overloaded, queue deadline passed, model still loading, or shutting down (Retry-After)",
+    }
+    return {str(status): _json(schema, why[status]) for status in statuses}
+
+
+_POST_ERRORS = (400, 401, 404, 405, 413, 422, 499, 500, 503)
+_GET_ERRORS = (401, 404, 405)
+
+
+def _names(models: Mapping[str, str | None], kind: str) -> dict[str, Any]:
+    """The model names a request to a `kind` endpoint may use (a model still loading may be either)."""
+    names = sorted(name for name, its_kind in models.items() if its_kind in (kind, None))
+    return {"type": "string", "enum": names} if names else {"type": "string", "minLength": 1}
+
+
+def document(models: Mapping[str, str | None], max_inputs: int) -> dict[str, Any]:
+    """The OpenAPI document for a server serving `models` (name -> embedding, classifier or None while
+    loading), taking up to `max_inputs` texts per request."""
+    texts = {"oneOf": [_TEXT, {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": max_inputs}]}
+    pair = {"type": "array", "items": _TEXT, "minItems": 2, "maxItems": 2}
+    schemas: dict[str, Any] = {
+        "OpenAIError": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["message", "type", "code"],
+                    "properties": {
+                        "message": {"type": "string"},
+                        "type": {"type": "string"},
+                        "code": {"type": "string"},
+                    },
+                }
+            },
+        },
+        "OipError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Usage": {
+            "type": "object",
+            "required": ["prompt_tokens", "total_tokens"],
+            "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}},
+        },
+        "EmbeddingsRequest": {
+            "type": "object",
+            "required": ["model", "input"],
+            "properties": {
+                "model": _names(models, "embedding"),
+                "input": texts,
+                "encoding_format": {"type": "string", "enum": ["float", "base64"], "default": "float"},
+                "truncate": {
+                    "type": "boolean",
+                    "default": True,
+                    "description": "cut texts over the model's length (else 422)",
+                },
+            },
+        },
+        "EmbeddingsResponse": {
+            "type": "object",
+            "required": ["object", "data", "model", "usage"],
+            "properties": {
+                "object": {"const": "list"},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["object", "embedding", "index"],
+                        "properties": {
+                            "object": {"const": "embedding"},
+                            "embedding": {
+                                "oneOf": [
+                                    {"type": "array", "items": {"type": "number"}},
+                                    {"type": "string", "description": "base64 of little-endian float32"},
+                                ]
+                            },
+                            "index": {"type": "integer", "minimum": 0},
+                        },
+                    },
+                },
+                "model": {"type": "string"},
+                "usage": _ref("Usage"),
+            },
+        },
+        "ClassifyRequest": {
+            "type": "object",
+            "required": ["model", "input"],
+            "properties": {
+                "model": _names(models, "classifier"),
+                "input": {
+                    "oneOf": [*texts["oneOf"], {"type": "array", "items": pair, "minItems": 1, "maxItems": max_inputs}]
+                },
+                "truncate": {"type": "boolean", "default": True},
+            },
+        },
+        "ClassifyResponse": {
+            "type": "object",
+            "required": ["object", "data", "model", "usage"],
+            "properties": {
+                "object": {"const": "list"},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["index", "label", "score", "scores", "logits"],
+                        "properties": {
+                            "index": {"type": "integer", "minimum": 0},
+                            "label": {"type": "string"},
+                            "score": {"type": "number"},
+                            "scores": {"type": "object", "additionalProperties": {"type": "number"}},
+                            "logits": {"type": "array", "items": {"type": "number"}},
+                        },
+                    },
+                },
+                "model": {"type": "string"},
+                "usage": _ref("Usage"),
+            },
+        },
+        "Parameters": {"type": "object", "additionalProperties": True},
+        "InferRequest": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"truncate": {"type": "boolean"}, "binary_data_output": {"type": "boolean"}},
+                },
+                "inputs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "datatype", "shape", "data"],
+                        "properties": {
+                            "name": {"const": "text"},
+                            "datatype": {"const": "BYTES"},
+                            "shape": {
+                                "type": "array",
+                                "items": {"type": "integer", "minimum": 1},
+                                "minItems": 1,
+                                "maxItems": 1,
+                            },
+                            "data": {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": max_inputs},
+                            "parameters": _ref("Parameters"),
+                        },
+                    },
+                },
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name"],
+                        "properties": {"name": {"type": "string"}, "parameters": _ref("Parameters")},
+                    },
+                },
+            },
+        },
+        "InferResponse": {
+            "type": "object",
+            "required": ["model_name", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "outputs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["name", "datatype", "shape"],
+                        "properties": {
+                            "name": {"type": "string"},
+                            "datatype": {"const": "FP32"},
+                            "shape": {"type": "array", "items": {"type": "integer"}},
+                            "data": {"type": "array", "items": {"type": "number"}},
+                            "parameters": _ref("Parameters"),
+                        },
+                    },
+                },
+            },
+        },
+        "ServerMetadata": {
+            "type": "object",
+            "required": ["name", "version", "extensions"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "extensions": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "ModelMetadata": {
+            "type": "object",
+            "required": ["name", "versions", "platform", "inputs", "outputs"],
+            "properties": {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": {"type": "object"}},
+                "outputs": {"type": "array", "items": {"type": "object"}},
+                "parameters": _ref("Parameters"),
+            },
+        },
+        "ModelList": {
+            "type": "object",
+            "required": ["object", "data"],
+            "properties": {
+                "object": {"const": "list"},
+                "data": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "object", "state"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "object": {"const": "model"},
+                            "state": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+    }
+    health = {"200": {"description": "yes"}, "503": {"description": "not (yet, or no longer)"}}
+
+    def post(summary: str, request: str, response: str, oip: bool, params: list[Any]) -> dict[str, Any]:
+        return {
+            "post": {
+                "summary": summary,
+                "parameters": params,
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref(request)}}},
+                "responses": {
+                    "200": _json(_ref(response), "the outputs, in input order"),
+                    **_errors(oip, _POST_ERRORS),
+                },
+            }
+        }
+
+    def get(summary: str, ok: dict[str, Any], oip: bool, params: list[Any] | None = None) -> dict[str, Any]:
+        return {
+            "get": {"summary": summary, "parameters": params or [], "responses": {**ok, **_errors(oip, _GET_ERRORS)}}
+        }
+
+    model_params = [_NAME_PARAM]
+    versioned_params = [_NAME_PARAM, _VERSION_PARAM]
+    infer_summary = "OIP v2 inference: one BYTES input 'text' (JSON, or Triton's binary tensor extension)"
+    paths: dict[str, Any] = {
+        "/v1/embeddings": post(
+            "OpenAI-style sentence embeddings", "EmbeddingsRequest", "EmbeddingsResponse", False, []
+        ),
+        "/v1/classify": post(
+            "Labels and scores for texts or text pairs", "ClassifyRequest", "ClassifyResponse", False, []
+        ),
+        "/v2/models/{name}/infer": post(infer_summary, "InferRequest", "InferResponse", True, model_params),
+        "/v2/models/{name}/versions/{version}/infer": post(
+            infer_summary, "InferRequest", "InferResponse", True, versioned_params
+        ),
+        "/v2/health/live": {"get": {"summary": "the process is up", "responses": health}},
+        "/v2/health/ready": {
+            "get": {"summary": "every model is loaded and the server is not draining", "responses": health}
+        },
+        "/v2": get("OIP server metadata", {"200": _json(_ref("ServerMetadata"), "name, version")}, True),
+        "/v2/models/{name}": get(
+            "OIP model metadata", {"200": _json(_ref("ModelMetadata"), "the model")}, True, model_params
+        ),
+        "/v2/models/{name}/versions/{version}": get(
+            "OIP model metadata", {"200": _json(_ref("ModelMetadata"), "the model")}, True, versioned_params
+        ),
+        "/v2/models/{name}/ready": get("the model is loaded", health, True, model_params),
+        "/v2/models/{name}/versions/{version}/ready": get("the model is loaded", health, True, versioned_params),
+        "/v1/models": get("served models and their settings", {"200": _json(_ref("ModelList"), "the models")}, False),
+        "/metrics": get(
+            "Prometheus metrics",
+            {
+                "200": {
+                    "description": "text exposition format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+            False,
+        ),
+        "/openapi.json": get("this document", {"200": _json({"type": "object"}, "OpenAPI 3.1")}, False),
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "studentpack serve",
+            "version": __version__,
+            "description": "Open Inference Protocol v2, OpenAI-style /v1/embeddings and /v1/classify.",
+        },
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
