@@ -67,8 +67,9 @@ def remove_tree(path: Path) -> None:
 def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary directory that becomes `final` only if the block completes.
 
-    With `overwrite`, an existing `final` is replaced (moved aside first, then deleted), so at
-    every instant either the old or the new complete directory is at `final`.
+    With `overwrite`, an existing `final` is replaced: moved aside, the new one renamed in, the old
+    one deleted. A kill between the two renames leaves `final` absent (never partial) and the old
+    complete copy under a `.NAME.old-PID` sibling; tests/test_atomic.py kills writers to check it.
     """
     final = Path(final)
     if final.exists() and not overwrite:

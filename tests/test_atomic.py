@@ -55,3 +55,64 @@ def test_files_get_the_normal_mode(tmp_path: Path) -> None:
     atomic.write_text(tmp_path / "a.txt", "a")
     (tmp_path / "b.txt").write_text("b")
     assert os.stat(tmp_path / "a.txt").st_mode == os.stat(tmp_path / "b.txt").st_mode
+
+
+# --- a writer killed with SIGKILL at arbitrary points ------------------------------------------
+
+WRITER = r"""
+import hashlib, json, os, sys
+from pathlib import Path
+from studentpack import atomic
+
+def blob(size):
+    payload = os.urandom(size)
+    return len(payload).to_bytes(8, "little") + hashlib.sha256(payload).digest() + payload
+
+big, small = [blob(24 << 20) for _ in range(2)], [blob(8 << 20) for _ in range(2)]  # made once: the loop only writes
+target = Path(sys.argv[1])
+print("ready", flush=True)
+for version in range(10**9):
+    atomic.write_bytes(target / "file.bin", big[version % 2])
+    with atomic.atomic_dir(target / "dir", overwrite=True) as tmp:
+        for name in ("a.bin", "b.bin"):
+            (tmp / name).write_bytes(small[version % 2])
+        atomic.write_json(tmp / "done.json", {"version": version})
+"""
+
+
+def _whole_blob(path: Path) -> bool:
+    import hashlib
+
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    return len(data) == 40 + size and hashlib.sha256(data[40:]).digest() == data[8:40]
+
+
+def _check_complete_or_absent(root: Path) -> None:
+    """What a reader may see after the kill: whole artifacts under final names, or none; all else temporary."""
+    final_file, final_dir = root / "file.bin", root / "dir"
+    assert not final_file.exists() or _whole_blob(final_file)
+    if final_dir.exists():
+        assert sorted(p.name for p in final_dir.iterdir()) == ["a.bin", "b.bin", "done.json"]
+        assert _whole_blob(final_dir / "a.bin") and _whole_blob(final_dir / "b.bin")
+        json.loads((final_dir / "done.json").read_text())
+    for leftover in set(root.iterdir()) - {final_file, final_dir}:
+        assert atomic.is_temporary(leftover) or ".old-" in leftover.name, leftover.name
+
+
+@pytest.mark.parametrize("delay_ms", [0, 5, 10, 20, 35, 50, 80, 120, 170, 230, 300, 400])
+def test_a_writer_killed_mid_write_leaves_complete_or_absent(tmp_path: Path, delay_ms: int) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+            time.sleep(delay_ms / 1000)
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    _check_complete_or_absent(tmp_path)
