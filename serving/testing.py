@@ -37,6 +37,7 @@ class FakeBackend:
         gate: threading.Event | None = None,
         gate_file: Path | None = None,
         fail: bool = False,
+        delay_s: float = 0.0,
     ) -> None:
         self.info = ModelInfo(
             kind=kind,
@@ -51,6 +52,7 @@ class FakeBackend:
         self.gate = gate
         self.gate_file = gate_file
         self.fail = fail
+        self.delay_s = delay_s  # per batch: a model with a finite capacity, for overload tests
         self.batches: list[list[list[int]]] = []  # every batch run, as token ids
         self.started = threading.Event()  # set when a batch has entered run()
         self.closed = False
@@ -73,6 +75,8 @@ class FakeBackend:
             deadline = time.monotonic() + 60
             while not self.gate_file.exists() and time.monotonic() < deadline:
                 time.sleep(0.01)
+        if self.delay_s:
+            time.sleep(self.delay_s)
         if self.fail:
             raise RuntimeError("the fake model failed on purpose")
         return np.stack([self.row(row) for row in ids])
@@ -126,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--grace-s", type=float, default=30.0)
     parser.add_argument("--max-batch", type=int, default=32)
     parser.add_argument("--classifier", action="store_true", help="also serve a fake classifier, 'fake-classifier'")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="each batch takes this long (finite capacity)")
+    parser.add_argument("--request-timeout-s", type=float, default=30.0)
+    parser.add_argument("--metrics-out", type=Path, help="after shutdown, write the final /metrics page here")
     args = parser.parse_args(argv)
     config = ServeConfig(
         port=args.port,
@@ -133,13 +140,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         max_inputs=args.max_inputs,
         grace_s=args.grace_s,
         max_batch=args.max_batch,
+        request_timeout_s=args.request_timeout_s,
         log_level="warning",
     )
-    models: dict[str, FakeBackend] = {"fake": FakeBackend(gate_file=args.gate)}
+    delay = args.delay_ms / 1000
+    models: dict[str, FakeBackend] = {"fake": FakeBackend(gate_file=args.gate, delay_s=delay)}
     if args.classifier:
-        models["fake-classifier"] = FakeBackend("classifier", gate_file=args.gate)
+        models["fake-classifier"] = FakeBackend("classifier", gate_file=args.gate, delay_s=delay)
     app = create_app(models, config)
     serve(app, config, bind(config.host, config.port))
+    if args.metrics_out:  # what the server answered, for tests that check no accepted request was lost
+        args.metrics_out.write_bytes(app.state.metrics.render())
 
 
 if __name__ == "__main__":
