@@ -76,14 +76,25 @@ def check_encoder_dir(path: Path, allow_pickle: bool = False, role: str = "model
     return config
 
 
+# files that hold a vocabulary: without one, transformers 5 quietly builds a tokenizer that knows only
+# its special tokens, and every word becomes [UNK]
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spm.model",
+                   "tokenizer.model")  # fmt: skip
+
+
 def load_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
+    if path.is_dir() and not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError(f"{path} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)})")
     quiet_transformers()
     try:
-        return AutoTokenizer.from_pretrained(str(path))
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
     except Exception as exc:
         raise UserError(f"cannot load a tokenizer from {path}: {str(exc).splitlines()[0]}") from exc
+    if len(tokenizer) <= len(tokenizer.all_special_tokens) + 1:
+        raise UserError(f"the tokenizer in {path} has an empty vocabulary ({len(tokenizer)} tokens)")
+    return tokenizer
 
 
 def load_encoder(

@@ -137,6 +137,7 @@ class OrtSession:
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.log_severity_level = 3  # errors only
+        check_external_data(self.path)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=session_providers(device))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
@@ -291,6 +292,28 @@ def _labels(session: OrtSession) -> list[str]:
             return [str(id2label.get(str(i), i)) for i in range(len(id2label))]
     width = session.session.get_outputs()[session.output_names.index("logits")].shape[-1]
     return [f"LABEL_{i}" for i in range(width if isinstance(width, int) else 2)]
+
+
+def check_external_data(model_path: Path) -> None:
+    """Refuse a graph whose external tensor data lies outside its own directory (a hostile file could
+    point at ../../etc/shadow). Recent onnxruntime refuses too; this does not depend on its version."""
+    import onnx
+
+    try:
+        graph = onnx.load(str(model_path), load_external_data=False)
+    except Exception as exc:
+        raise UserError(f"cannot read {model_path}: {str(exc).splitlines()[0]}") from exc
+    home = model_path.parent.resolve()
+    for tensor in graph.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key != "location":
+                continue
+            target = (home / entry.value).resolve()
+            if Path(entry.value).is_absolute() or not target.is_relative_to(home):
+                raise UserError(
+                    f"{model_path}: tensor {tensor.name} keeps its data at {entry.value!r}, outside the model's "
+                    "directory; refusing to read it"
+                )
 
 
 def _tokenizer_max(tokenizer: Any) -> int:
