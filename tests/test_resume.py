@@ -101,3 +101,36 @@ def test_resume_refuses_an_edited_corpus_unless_allowed(
     assert "the corpus changed since this run started" in err and "--allow-changed-inputs" in err
     assert main(["distill", "--resume", str(out), "--quiet", "--allow-changed-inputs"]) == 0
     assert "continuing on a changed corpus" in capsys.readouterr().err
+
+
+def test_fp16_loss_scaler_state_survives_a_checkpoint(tmp_path: Path) -> None:
+    """Under fp16 the loss scale and its growth tracker are part of the run: a resume that restarted
+    them at 65536 would skip steps and train differently from the uninterrupted run."""
+    import torch
+    from accelerate import Accelerator
+
+    from studentpack.distill import checkpoint
+
+    def accelerator_with_scaler() -> Accelerator:
+        acc = Accelerator(cpu=True)
+        acc.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**16, growth_interval=3)  # what fp16 on CUDA sets
+        return acc
+
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    acc = accelerator_with_scaler()
+    scaler = acc.scaler
+    for overflow in (True, False, False):  # one overflow halves the scale; two clean steps advance the tracker
+        optimizer.zero_grad()
+        scaler.scale(model(torch.ones(1, 4)).sum()).backward()
+        if overflow:
+            model.weight.grad[0, 0] = float("inf")  # type: ignore[index]
+        scaler.step(optimizer)
+        scaler.update()
+    saved = scaler.state_dict()
+    assert saved["scale"] == 2.0**15 and saved["_growth_tracker"] == 2
+    checkpoint.save(acc, tmp_path, 7, model, optimizer, {"tokens_seen": 1}, keep=2)
+
+    fresh = accelerator_with_scaler()
+    checkpoint.load(fresh, tmp_path / "checkpoints" / "step-00000007", model, optimizer)
+    assert fresh.scaler.state_dict() == saved

@@ -1,8 +1,10 @@
 """Atomic checkpoints: a step's directory appears under its final name only when complete.
 
 Contents: bundle.safetensors (student + learned projections + heads), optimizer.pt, one rng-<rank>.pt
-per process, state.json (step and counters). The LR schedule is a pure function of the step, and the
-data position is the step (see data.BatchPlan), so these restore a run exactly.
+per process, scaler.pt under fp16 (the loss scale and its growth tracker), state.json (step and
+counters). The LR schedule is a pure function of the step, and the data position is the step (see
+data.BatchPlan), so these restore a run exactly. Accelerate's save_state would write the same state,
+but as several pickles and not atomically; this keeps one directory that appears whole or not at all.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ def save(
         tensors = {k: v.detach().contiguous().cpu() for k, v in accelerator.unwrap_model(bundle).state_dict().items()}
         save_file(tensors, str(tmp / "bundle.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if getattr(accelerator, "scaler", None) is not None:  # fp16: without it a resume restarts the scale
+            torch.save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
         atomic.write_json(tmp / "state.json", {**state, "step": step, "world_size": accelerator.num_processes})
         final = root / _name(step)
         atomic.remove_tree(final)
@@ -112,6 +116,9 @@ def load(accelerator: Any, path: Path, bundle: torch.nn.Module, optimizer: Any) 
         )
     accelerator.unwrap_model(bundle).load_state_dict(load_file(str(path / "bundle.safetensors")))
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is not None and (path / "scaler.pt").is_file():
+        scaler.load_state_dict(torch.load(path / "scaler.pt", weights_only=True))
     set_rng_state(torch.load(path / f"rng-{accelerator.process_index}.pt", weights_only=True))
     return state
 
