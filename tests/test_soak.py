@@ -66,7 +66,8 @@ def test_soak_64_users(tmp_path: Path, tiny_bert_dir: Path) -> None:
         watcher.start()
         load = subprocess.run(
             [sys.executable, "-m", "studentpack", "loadtest", server.url, "--model", "tiny", "--users", str(USERS),
-             "--warmup", str(WARMUP_S), "--duration", str(SOAK_SECONDS), "--out", str(out)],
+             "--warmup", str(WARMUP_S), "--duration", str(SOAK_SECONDS), "--max-requests", "100000000",
+             "--out", str(out)],
             capture_output=True, text=True, timeout=SOAK_SECONDS + WARMUP_S + 600,
         )  # fmt: skip
         stop.set()
