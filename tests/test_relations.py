@@ -99,3 +99,25 @@ def test_default_teacher_layer() -> None:
     assert default_teacher_layer(6) == 6
     assert default_teacher_layer(12) == 12
     assert default_teacher_layer(24) == 21
+
+
+@pytest.mark.parametrize(("flat_dtype", "bias_dtype"), [(torch.bfloat16, torch.float32), (torch.float16, torch.float16),
+                                                        (torch.bfloat16, torch.bfloat16)])  # fmt: skip
+def test_relation_lse_takes_mixed_half_precision_inputs(flat_dtype: torch.dtype, bias_dtype: torch.dtype) -> None:
+    """What CUDA autocast can hand the custom backward: half-precision h next to a bias (and a softmax) of
+    another dtype. It computes in float32 and gives the gradient back in h's dtype."""
+    from studentpack.transfer.relations import _RelationLogSumExp
+
+    torch.manual_seed(0)
+    flat = torch.randn(6, 9, 8)  # (N, T, d)
+    bias = torch.zeros(6, 1, 9)  # (N, 1, T)
+    bias[:, :, 7:] = float("-inf")
+    reference = flat.clone().requires_grad_()
+    lse_ref = _RelationLogSumExp.apply(reference, bias)
+    lse_ref.sum().backward()
+    half = flat.to(flat_dtype).requires_grad_()
+    lse = _RelationLogSumExp.apply(half, bias.to(bias_dtype))
+    lse.sum().backward()
+    assert lse.dtype == torch.float32 and half.grad is not None and half.grad.dtype == flat_dtype
+    torch.testing.assert_close(lse, lse_ref, atol=0.05, rtol=0.02)
+    torch.testing.assert_close(half.grad.float(), reference.grad, atol=0.05, rtol=0.05)  # type: ignore[arg-type]

@@ -92,21 +92,29 @@ class _RelationLogSumExp(torch.autograd.Function):
 
     The backward never forms the (T, T) gradient of the scores: with P the row softmax and g the
     incoming gradient, dL/dh = g * (P h) + P^T (g * h), two small matmuls.
+
+    Computed in float32 (at least) whatever comes in: under CUDA autocast the inputs arrive in bf16/fp16 (and
+    may differ from the bias), autocast would hand back fp32 softmax next to half-precision h, and
+    the backward, which runs outside autocast, would then multiply mismatched dtypes.
     """
 
     @staticmethod
     def forward(ctx: Any, flat: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        probs, lse = _softmax_and_logsumexp(_scores(flat, bias))
-        ctx.save_for_backward(flat, probs)
+        ctx.input_dtype = flat.dtype
+        wide = torch.promote_types(flat.dtype, torch.float32)  # fp32, or fp64 where tests use it
+        with torch.autocast(device_type=flat.device.type, enabled=False):
+            flat_wide = flat.to(wide)
+            probs, lse = _softmax_and_logsumexp(_scores(flat_wide, None if bias is None else bias.to(wide)))
+        ctx.save_for_backward(flat_wide, probs)
         return lse
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        flat, probs = ctx.saved_tensors
-        g = grad.unsqueeze(-1)  # (N, T, 1)
+        flat, probs = ctx.saved_tensors  # both float32 (or float64)
+        g = grad.to(flat.dtype).unsqueeze(-1)  # (N, T, 1)
         mixed = torch.bmm(probs, flat)  # (N, T, T) @ (N, T, d) -> (N, T, d)
         spread = torch.bmm(probs.transpose(1, 2), g * flat)  # (N, T, T)^T @ (N, T, d) -> (N, T, d)
-        return g * mixed + spread, None
+        return (g * mixed + spread).to(ctx.input_dtype), None
 
 
 def relation_log_probs(x: torch.Tensor, key_mask: torch.Tensor, heads: int) -> torch.Tensor:
