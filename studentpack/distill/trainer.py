@@ -222,6 +222,8 @@ class Distiller:
             window_tokens += tokens
             counters.last_terms = values
             if done % cfg.log_every == 0 or done == cfg.steps:
+                values = self._mean_over_ranks(values)  # the global batch's loss, not rank 0's share
+                counters.last_terms = values
                 total_window = self._sum_over_ranks(window_tokens)
                 counters.tokens += total_window
                 rate = total_window / max(1e-9, time.perf_counter() - window_start)
@@ -250,6 +252,14 @@ class Distiller:
                 self.run_dir.path / "snapshots" / f"step-{step:07d}", student, self.tokenizer, self.plan, extra
             )
         self.acc.wait_for_everyone()
+
+    def _mean_over_ranks(self, values: dict[str, float]) -> dict[str, float]:
+        if self.acc.num_processes == 1:
+            return values
+        names = sorted(values)
+        stacked = torch.tensor([values[n] for n in names], dtype=torch.float64, device=self.acc.device)
+        mean = self.acc.reduce(stacked, reduction="mean")
+        return {name: float(v) for name, v in zip(names, mean.tolist(), strict=True)}
 
     def _sum_over_ranks(self, value: int) -> int:
         if self.acc.num_processes == 1:
