@@ -21,6 +21,7 @@ from schemathesis import GenerationMode
 
 from serving.openapi import document
 from tests.test_serve_e2e import Server, start
+from tests.test_serve_load import metric
 
 FUZZ_EXAMPLES = 200
 FUZZ_EXAMPLES_SLOW = 2000
@@ -31,6 +32,11 @@ def fake_server() -> Iterator[Server]:
     server = start([sys.executable, "-m", "serving.testing", "--classifier", "--max-inputs", "8"])
     try:
         yield server
+        page = httpx.get(f"{server.url}/metrics", timeout=30).text
+        answered = metric(page, "studentpack_requests_total")
+        server_errors = sum(metric(page, "studentpack_requests_total", status=str(code)) for code in range(500, 600))
+        print(f"\nfuzz: the server answered {answered:.0f} generated requests, {server_errors:.0f} with a 5xx")
+        assert server_errors == 0
     finally:
         server.stop()
 
