@@ -13,7 +13,6 @@ from studentpack import adapter
 from studentpack.encoders import LocalEncoder, is_classifier_config, map_batches
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize, mean_pool
-from studentpack.sources import read_model_config
 
 
 def torch_device(name: str) -> torch.device:
@@ -86,7 +85,7 @@ def _model_max_length(model: Any, tokenizer: Any) -> int:
 def open_torch(
     path: Path, device: str = "cpu", max_length: int = 128, allow_pickle: bool = False, **_: Any
 ) -> TorchEncoder:
-    config = read_model_config(path)
+    config = adapter.check_encoder_dir(path, allow_pickle)  # what the model is, before its tokenizer
     tokenizer = adapter.load_tokenizer(path)
     if is_classifier_config(config):
         model = adapter.load_classifier(path, allow_pickle=allow_pickle)

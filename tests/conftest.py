@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,14 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.tiny import save_bert_dir
 
     return save_bert_dir(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture(autouse=True)
+def _no_flush_to_zero_after_a_test() -> Iterator[None]:
+    """`studentpack distill` sets flush-to-zero for its whole process (studentpack.numerics); tests run it
+    in this process, and hypothesis refuses to generate floats once subnormals cannot be represented."""
+    yield
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_flush_denormal(False)
