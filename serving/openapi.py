@@ -20,6 +20,27 @@ _NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type"
 _VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
+_STR: dict[str, Any] = {"type": "string"}
+_INT: dict[str, Any] = {"type": "integer"}
+_NUMBER: dict[str, Any] = {"type": "number"}
+_BOOL: dict[str, Any] = {"type": "boolean"}
+_INDEX: dict[str, Any] = {"type": "integer", "minimum": 0}
+
+
+def _obj(properties: dict[str, Any], required: Sequence[str] | None = None) -> dict[str, Any]:
+    """An object schema; every property required unless `required` says which."""
+    return {"type": "object", "required": list(properties if required is None else required), "properties": properties}
+
+
+def _array(items: dict[str, Any], **limits: int) -> dict[str, Any]:
+    return {"type": "array", "items": items, **limits}
+
+
+def _list_of(item: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAI-style list answer: {"object": "list", "data": [item...], "model", "usage"}."""
+    return _obj({"object": {"const": "list"}, "data": _array(_obj(item)), "model": _STR, "usage": _ref("Usage")})
+
+
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
@@ -58,34 +79,15 @@ def _names(models: Mapping[str, str | None], kind: str) -> dict[str, Any]:
 def document(models: Mapping[str, str | None], max_inputs: int) -> dict[str, Any]:
     """The OpenAPI document for a server serving `models` (name -> embedding, classifier or None while
     loading), taking up to `max_inputs` texts per request."""
-    texts = {"oneOf": [_TEXT, {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": max_inputs}]}
-    pair = {"type": "array", "items": _TEXT, "minItems": 2, "maxItems": 2}
+    texts = {"oneOf": [_TEXT, _array(_TEXT, minItems=1, maxItems=max_inputs)]}
+    pair = _array(_TEXT, minItems=2, maxItems=2)
     schemas: dict[str, Any] = {
-        "OpenAIError": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["message", "type", "code"],
-                    "properties": {
-                        "message": {"type": "string"},
-                        "type": {"type": "string"},
-                        "code": {"type": "string"},
-                    },
-                }
-            },
-        },
-        "OipError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-        "Usage": {
-            "type": "object",
-            "required": ["prompt_tokens", "total_tokens"],
-            "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}},
-        },
-        "EmbeddingsRequest": {
-            "type": "object",
-            "required": ["model", "input"],
-            "properties": {
+        "OpenAIError": _obj({"error": _obj({"message": _STR, "type": _STR, "code": _STR})}),
+        "OipError": _obj({"error": _STR}),
+        "Usage": _obj({"prompt_tokens": _INT, "total_tokens": _INT}),
+        "Parameters": {"type": "object", "additionalProperties": True},
+        "EmbeddingsRequest": _obj(
+            {
                 "model": _names(models, "embedding"),
                 "input": texts,
                 "encoding_format": {"type": "string", "enum": ["float", "base64"], "default": "float"},
@@ -95,171 +97,92 @@ def document(models: Mapping[str, str | None], max_inputs: int) -> dict[str, Any
                     "description": "cut texts over the model's length (else 422)",
                 },
             },
-        },
-        "EmbeddingsResponse": {
-            "type": "object",
-            "required": ["object", "data", "model", "usage"],
-            "properties": {
-                "object": {"const": "list"},
-                "data": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["object", "embedding", "index"],
-                        "properties": {
-                            "object": {"const": "embedding"},
-                            "embedding": {
-                                "oneOf": [
-                                    {"type": "array", "items": {"type": "number"}},
-                                    {"type": "string", "description": "base64 of little-endian float32"},
-                                ]
-                            },
-                            "index": {"type": "integer", "minimum": 0},
-                        },
-                    },
-                },
-                "model": {"type": "string"},
-                "usage": _ref("Usage"),
-            },
-        },
-        "ClassifyRequest": {
-            "type": "object",
-            "required": ["model", "input"],
-            "properties": {
+            required=["model", "input"],
+        ),
+        "EmbeddingsResponse": _list_of(
+            {
+                "object": {"const": "embedding"},
+                "embedding": {"oneOf": [_array(_NUMBER), {"type": "string", "description": "base64, float32 LE"}]},
+                "index": _INDEX,
+            }
+        ),
+        "ClassifyRequest": _obj(
+            {
                 "model": _names(models, "classifier"),
-                "input": {
-                    "oneOf": [*texts["oneOf"], {"type": "array", "items": pair, "minItems": 1, "maxItems": max_inputs}]
-                },
+                "input": {"oneOf": [*texts["oneOf"], _array(pair, minItems=1, maxItems=max_inputs)]},
                 "truncate": {"type": "boolean", "default": True},
             },
-        },
-        "ClassifyResponse": {
-            "type": "object",
-            "required": ["object", "data", "model", "usage"],
-            "properties": {
-                "object": {"const": "list"},
-                "data": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["index", "label", "score", "scores", "logits"],
-                        "properties": {
-                            "index": {"type": "integer", "minimum": 0},
-                            "label": {"type": "string"},
-                            "score": {"type": "number"},
-                            "scores": {"type": "object", "additionalProperties": {"type": "number"}},
-                            "logits": {"type": "array", "items": {"type": "number"}},
-                        },
-                    },
-                },
-                "model": {"type": "string"},
-                "usage": _ref("Usage"),
-            },
-        },
-        "Parameters": {"type": "object", "additionalProperties": True},
-        "InferRequest": {
-            "type": "object",
-            "required": ["inputs"],
-            "properties": {
-                "id": {"type": "string"},
-                "parameters": {
-                    "type": "object",
-                    "properties": {"truncate": {"type": "boolean"}, "binary_data_output": {"type": "boolean"}},
-                },
-                "inputs": {
-                    "type": "array",
-                    "minItems": 1,
-                    "maxItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "datatype", "shape", "data"],
-                        "properties": {
+            required=["model", "input"],
+        ),
+        "ClassifyResponse": _list_of(
+            {
+                "index": _INDEX,
+                "label": _STR,
+                "score": _NUMBER,
+                "scores": {"type": "object", "additionalProperties": _NUMBER},
+                "logits": _array(_NUMBER),
+            }
+        ),
+        "InferRequest": _obj(
+            {
+                "id": _STR,
+                "parameters": _obj({"truncate": _BOOL, "binary_data_output": _BOOL}, required=[]),
+                "inputs": _array(
+                    _obj(
+                        {
                             "name": {"const": "text"},
                             "datatype": {"const": "BYTES"},
-                            "shape": {
-                                "type": "array",
-                                "items": {"type": "integer", "minimum": 1},
-                                "minItems": 1,
-                                "maxItems": 1,
-                            },
-                            "data": {"type": "array", "items": _TEXT, "minItems": 1, "maxItems": max_inputs},
+                            "shape": _array({"type": "integer", "minimum": 1}, minItems=1, maxItems=1),
+                            "data": _array(_TEXT, minItems=1, maxItems=max_inputs),
                             "parameters": _ref("Parameters"),
                         },
-                    },
-                },
-                "outputs": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name"],
-                        "properties": {"name": {"type": "string"}, "parameters": _ref("Parameters")},
-                    },
-                },
+                        required=["name", "datatype", "shape", "data"],
+                    ),
+                    minItems=1,
+                    maxItems=1,
+                ),
+                "outputs": _array(_obj({"name": _STR, "parameters": _ref("Parameters")}, required=["name"])),
             },
-        },
-        "InferResponse": {
-            "type": "object",
-            "required": ["model_name", "outputs"],
-            "properties": {
-                "model_name": {"type": "string"},
-                "model_version": {"type": "string"},
-                "id": {"type": "string"},
-                "outputs": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["name", "datatype", "shape"],
-                        "properties": {
-                            "name": {"type": "string"},
+            required=["inputs"],
+        ),
+        "InferResponse": _obj(
+            {
+                "model_name": _STR,
+                "model_version": _STR,
+                "id": _STR,
+                "outputs": _array(
+                    _obj(
+                        {
+                            "name": _STR,
                             "datatype": {"const": "FP32"},
-                            "shape": {"type": "array", "items": {"type": "integer"}},
-                            "data": {"type": "array", "items": {"type": "number"}},
+                            "shape": _array(_INT),
+                            "data": _array(_NUMBER),
                             "parameters": _ref("Parameters"),
                         },
-                    },
-                },
+                        required=["name", "datatype", "shape"],
+                    )
+                ),
             },
-        },
-        "ServerMetadata": {
-            "type": "object",
-            "required": ["name", "version", "extensions"],
-            "properties": {
-                "name": {"type": "string"},
-                "version": {"type": "string"},
-                "extensions": {"type": "array", "items": {"type": "string"}},
-            },
-        },
-        "ModelMetadata": {
-            "type": "object",
-            "required": ["name", "versions", "platform", "inputs", "outputs"],
-            "properties": {
-                "name": {"type": "string"},
-                "versions": {"type": "array", "items": {"type": "string"}},
-                "platform": {"type": "string"},
-                "inputs": {"type": "array", "items": {"type": "object"}},
-                "outputs": {"type": "array", "items": {"type": "object"}},
+            required=["model_name", "outputs"],
+        ),
+        "ServerMetadata": _obj({"name": _STR, "version": _STR, "extensions": _array(_STR)}),
+        "ModelMetadata": _obj(
+            {
+                "name": _STR,
+                "versions": _array(_STR),
+                "platform": _STR,
+                "inputs": _array({"type": "object"}),
+                "outputs": _array({"type": "object"}),
                 "parameters": _ref("Parameters"),
             },
-        },
-        "ModelList": {
-            "type": "object",
-            "required": ["object", "data"],
-            "properties": {
+            required=["name", "versions", "platform", "inputs", "outputs"],
+        ),
+        "ModelList": _obj(
+            {
                 "object": {"const": "list"},
-                "data": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id", "object", "state"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "object": {"const": "model"},
-                            "state": {"type": "string"},
-                        },
-                    },
-                },
-            },
-        },
+                "data": _array(_obj({"id": _STR, "object": {"const": "model"}, "state": _STR})),
+            }
+        ),
     }
     health = {"200": {"description": "yes"}, "503": {"description": "not (yet, or no longer)"}}
 
