@@ -162,3 +162,16 @@ def test_empty_and_binary_corpora_are_refused(
               str(tmp_path / "run")])  # fmt: skip
     one_line_refusal(capsys, rc, fragment)
     assert not (tmp_path / "run").exists()
+
+
+def test_custom_code_named_by_a_known_model_type_is_never_run(
+    tiny_bert_dir: Path, tmp_path: Path, marker: Path, stsb_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A BERT config that also names custom classes (auto_map) loads as plain BERT: the module is not imported."""
+    model = copy_model(tiny_bert_dir, tmp_path / "bert-with-auto-map")
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_evil.EvilModel", "AutoConfig": "modeling_evil.EvilConfig"}
+    (model / "config.json").write_text(json.dumps(config))
+    (model / "modeling_evil.py").write_text(f"import pathlib\npathlib.Path({str(marker)!r}).touch()\n")
+    assert cli(["eval", str(model), "--task", "stsb", "--data", str(stsb_file), "--no-save"]) == 0
+    assert not marker.exists()
