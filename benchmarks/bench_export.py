@@ -187,7 +187,7 @@ def eager_runner(model_dir: Path, feeds: dict[str, np.ndarray]) -> Callable[[], 
 
 
 def onnx_runner(variant_dir: Path, feeds: dict[str, np.ndarray], threads: int, spinning: bool) -> Callable[[], Any]:
-    from studentpack.runtime import OrtSession
+    from studentpack.engines.ort import OrtSession
 
     # timed round-robin, a session whose idle threads spin steals the cores of the engine timed next
     # (measured: fused looked 1.5x slower than fp32 at batch 1), so interleaved runs park them

@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from serving.onnx_backend import OnnxBackend
     from studentpack.atomic import write_json
-    from studentpack.runtime import OrtSession
+    from studentpack.engines.ort import OrtSession
 
     model = variant_dir(args)
     texts = text_pool(args.texts)

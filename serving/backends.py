@@ -1,7 +1,7 @@
 """What the server needs from a model: tokenize texts, run one padded batch, return one row per text.
 
-Two implementations: ONNX variant directories (through `studentpack.runtime`) and, for baselines,
-PyTorch Hugging Face directories (through `studentpack.torch_encoder`). The server never sees
+Two implementations: ONNX variant directories (through `studentpack.engines.ort`) and, for baselines,
+PyTorch Hugging Face directories (through `studentpack.engines.pytorch`). The server never sees
 which one it has.
 """
 
@@ -119,7 +119,7 @@ class TorchBackend:
     def __init__(self, path: Path, device: str, max_length: int, threads: int) -> None:
         import torch
 
-        from studentpack.torch_encoder import open_torch
+        from studentpack.engines.pytorch import open_torch
 
         if threads:
             torch.set_num_threads(threads)

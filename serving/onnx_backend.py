@@ -1,4 +1,4 @@
-"""Backend over an exported ONNX variant directory, through `studentpack.runtime`.
+"""Backend over an exported ONNX variant directory, through `studentpack.engines.ort`.
 
 The session, its providers and the CUDA-fallback guard come from `runtime.open_onnx` (an
 `OrtEncoder` with its `OrtSession`); this module only tokenizes without padding (so the batcher
@@ -21,7 +21,7 @@ _INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 class OnnxBackend:
     def __init__(self, path: Path, device: str, max_length: int, threads: int, spin: bool = False) -> None:
-        from studentpack.runtime import OrtEncoder, OrtSession
+        from studentpack.engines.ort import OrtEncoder, OrtSession
 
         self.session = OrtSession.open(
             path, device=device, threads=threads or None, max_length=max_length, spinning=spin

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from studentpack.encoders import TextClassifier, TextEncoder
+from studentpack.engines import TextClassifier, TextEncoder
 from studentpack.errors import UserError
 from studentpack.tasks import agreement, metrics, sst2, stsb
 from studentpack.tasks.data import LabeledSet, PairSet, TextSet

@@ -207,7 +207,7 @@ class _PaddingBug:
         self.labels: list[str] = []
 
     def encode(self, texts: list[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        from studentpack.encoders import length_sorted_batches, scatter_rows
+        from studentpack.engines import length_sorted_batches, scatter_rows
 
         batches = length_sorted_batches(texts, batch_size)
         outputs = []

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from studentpack.encoders import open_model
+from studentpack.engines import open_model
 from tests.tiny import SENTENCES
 
 LAYERS = 4  # tests/tiny.py's default

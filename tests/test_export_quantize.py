@@ -130,7 +130,7 @@ def test_classifier_export(tmp_path: Path) -> None:
     """A BertForSequenceClassification directory exports logits; labels travel in export.json."""
     import numpy as np
 
-    from studentpack.encoders import open_model
+    from studentpack.engines import open_model
     from studentpack.export.pipeline import ExportOptions, export_variants
     from tests.tiny import SENTENCES, save_classifier_dir
 

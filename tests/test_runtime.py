@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studentpack.encoders import TextEncoder, open_model
+from studentpack.engines import TextEncoder, open_model
 from studentpack.errors import GpuUnavailableError, UserError
 from tests.tiny import SENTENCES
 
@@ -35,7 +35,7 @@ def variant_dir(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_session_feeds_and_outputs(variant_dir: Path) -> None:
-    from studentpack.runtime import OrtSession
+    from studentpack.engines.ort import OrtSession
 
     session = OrtSession.open(variant_dir, threads=1, max_length=16)
     assert session.providers == ["CPUExecutionProvider"]
@@ -54,7 +54,7 @@ def test_session_feeds_and_outputs(variant_dir: Path) -> None:
 
 
 def test_truncation_is_counted(variant_dir: Path) -> None:
-    from studentpack.runtime import OrtSession
+    from studentpack.engines.ort import OrtSession
 
     session = OrtSession.open(variant_dir, threads=1, max_length=8, warmup=False)
     feeds = session.tokenize(["the film was very good and the story was great and new", "a bad movie"])
@@ -76,7 +76,7 @@ def test_onnx_encoder_matches_torch(variant_dir: Path, tiny_bert_dir: Path) -> N
 
 
 def test_cuda_requested_without_cuda_provider_raises() -> None:
-    from studentpack.runtime import check_providers
+    from studentpack.engines.ort import check_providers
 
     with pytest.raises(GpuUnavailableError, match="CUDAExecutionProvider"):
         check_providers("cuda", ["CPUExecutionProvider"])
@@ -92,7 +92,7 @@ def test_session_that_silently_fell_back_to_cpu_raises(variant_dir: Path, monkey
     """onnxruntime-gpu without working CUDA libraries comes up on CPU: we must refuse, loudly."""
     import onnxruntime as ort
 
-    from studentpack.runtime import OrtSession
+    from studentpack.engines.ort import OrtSession
 
     available = [*ort.get_available_providers(), "CUDAExecutionProvider"]
     monkeypatch.setattr(ort, "get_available_providers", lambda: available)
@@ -124,7 +124,7 @@ def test_bare_model_without_export_json(variant_dir: Path, tmp_path: Path) -> No
 
 
 def test_not_a_variant_dir(tmp_path: Path) -> None:
-    from studentpack.runtime import OrtSession
+    from studentpack.engines.ort import OrtSession
 
     with pytest.raises(UserError, match="not an exported variant"):
         OrtSession.open(tmp_path)

@@ -48,7 +48,7 @@ def classifier(tiny_classifier_dir: Path) -> TorchBackend:
 @pytest.fixture(scope="module")
 def reference(tiny_bert_dir: Path, tiny_classifier_dir: Path) -> dict[str, Any]:
     """Direct, unbatched in-process inference with the library's own encoders."""
-    from studentpack.torch_encoder import open_torch
+    from studentpack.engines.pytorch import open_torch
 
     return {"tiny": open_torch(tiny_bert_dir), "cls": open_torch(tiny_classifier_dir)}
 

@@ -21,8 +21,8 @@ import httpx
 import numpy as np
 import pytest
 
-from studentpack.encoders import open_model
-from studentpack.remote import parse_url
+from studentpack.engines import open_model
+from studentpack.engines.remote import parse_url
 from tests.test_serve_app import LONG, save_classifier_dir
 from tests.tiny import SENTENCES
 

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from studentpack.encoders import open_model
+from studentpack.engines import open_model
 from tests.test_serve_e2e import cli, export_variant, start
 from tests.test_serve_load import metric
 from tests.tiny import SENTENCES

@@ -266,8 +266,8 @@ def progress_line(level: dict[str, Any]) -> str:
 
 def run_loadtest(options: LoadtestOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every level in order; the results document (also written to `<out>/loadtest.json` when `out`)."""
+    from studentpack.engines.remote import API_KEY_ENV, parse_url
     from studentpack.provenance import machine_facts
-    from studentpack.remote import API_KEY_ENV, parse_url
 
     require_locust()
     out_dir = Path(options.out).expanduser() if options.out else None

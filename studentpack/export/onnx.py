@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from studentpack import adapter
-from studentpack.encoders import is_classifier_config
+from studentpack.engines import is_classifier_config
 from studentpack.errors import UserError
 from studentpack.pooling import l2_normalize, mean_pool
 

@@ -30,12 +30,12 @@ import numpy as np
 from studentpack import adapter
 from studentpack.atomic import TMP_MARK, atomic_dir, remove_tree, write_json
 from studentpack.atomic import check_writable_dir as atomic_check_writable
+from studentpack.engines.ort import CUDA_PROVIDER, parse_device
 from studentpack.errors import UserError
 from studentpack.export import presets
 from studentpack.export.presets import IsaPreset
 from studentpack.export.validate import GateError, Gates
 from studentpack.provenance import cpu_flags, hash_directory, hash_texts, machine, package_versions
-from studentpack.runtime import CUDA_PROVIDER, parse_device
 
 SCHEMA = "studentpack.export/1"
 REJECTED = "rejected"
@@ -150,7 +150,7 @@ def _check_device(kind: str, device: str, variants: tuple[str, ...]) -> None:
                 f"{int8[0]} is refused for --device cuda: ONNX Runtime's CUDA provider has no fast INT8 "
                 "GEMM path and runs it slower than fp32; use fp16 on GPU, int8 on CPU"
             )
-        from studentpack.runtime import check_providers
+        from studentpack.engines.ort import check_providers
 
         check_providers(device, providers)
         assert CUDA_PROVIDER in providers
@@ -239,7 +239,7 @@ def _task_scorer(opts: ExportOptions, config: dict[str, Any]) -> Callable[[Any],
         raise UserError(f"unknown --eval-task {opts.eval_task!r}; export supports {', '.join(_TASKS)}")
     if not opts.eval_data:
         raise UserError("--eval-task needs --eval-data (a local file: export downloads nothing)")
-    from studentpack.encoders import is_classifier_config
+    from studentpack.engines import is_classifier_config
 
     if is_classifier_config(config):
         raise UserError("--eval-task stsb scores sentence embeddings; this model is a classifier")
@@ -472,7 +472,7 @@ class _Builder:
         return {"accuracy": figures}
 
     def _session(self, directory: Path) -> Any:
-        from studentpack.runtime import OrtSession
+        from studentpack.engines.ort import OrtSession
 
         return OrtSession(
             directory / "model.onnx",
@@ -485,7 +485,7 @@ class _Builder:
         )
 
     def _encoder(self, directory: Path, variant: str) -> Any:
-        from studentpack.runtime import OrtEncoder
+        from studentpack.engines.ort import OrtEncoder
 
         session = self._session(directory)
         session.max_length = min(self.opts.max_length, self.info.max_length)

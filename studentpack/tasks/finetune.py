@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from studentpack import adapter
-from studentpack.torch_encoder import TorchEncoder, torch_device
+from studentpack.engines.pytorch import TorchEncoder, torch_device
 
 
 @dataclass(frozen=True)

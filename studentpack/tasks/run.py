@@ -1,6 +1,6 @@
 """One evaluation from an EvalConfig: resolve the model, load the data, score, save the result.
 
-Every model is opened through `studentpack.encoders.open_model`, so a PyTorch directory, an ONNX
+Every model is opened through `studentpack.engines.open_model`, so a PyTorch directory, an ONNX
 variant and a served URL are scored by the same task code. Inputs are checked (model path, data
 files, columns, labels, output paths) before any model is loaded.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from studentpack import atomic
-from studentpack.encoders import is_classifier_config
+from studentpack.engines import is_classifier_config
 from studentpack.errors import UserError
 from studentpack.sources import DEFAULT_TEACHER, packaged_teacher_dir, read_model_config, resolve_model
 from studentpack.tasks import data as D
@@ -58,7 +58,7 @@ class Evaluation:
 def resolve(spec: str, role: str = "model") -> ModelRef:
     """A directory (torch or ONNX variant), a URL, `default`, or a hub id (downloaded only when named)."""
     if spec.startswith(("http://", "https://")):
-        from studentpack.remote import parse_url
+        from studentpack.engines.remote import parse_url
 
         _, name = parse_url(spec)
         return ModelRef(spec, f"served/{name}" if name else spec, "url")
@@ -261,7 +261,7 @@ def evaluate(cfg: EvalConfig, progress: bool = False) -> Evaluation:
 
 
 def _open(ref: ModelRef, cfg: EvalConfig) -> Any:
-    from studentpack.encoders import open_model
+    from studentpack.engines import open_model
 
     extra = {"allow_pickle": True} if cfg.allow_pickle else {}
     return open_model(ref.spec, device=cfg.device, max_length=cfg.max_length, **extra)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from studentpack import adapter
-from studentpack.encoders import LocalEncoder, is_classifier_config, map_batches
+from studentpack.engines.base import LocalEncoder, is_classifier_config, map_batches
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize, mean_pool
 

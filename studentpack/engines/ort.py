@@ -12,7 +12,7 @@ Two layers, both small:
                                                                 #  "sentence_embedding": (B, H)}
       out = session.run_texts(["a sentence"], ["sentence_embedding"])
 
-- `OrtEncoder`: the encode protocol of `studentpack.encoders` (`encode` / `predict`, `labels`,
+- `OrtEncoder`: the encode protocol of `studentpack.engines` (`encode` / `predict`, `labels`,
   `truncated`, `max_length`, `description`) over an `OrtSession`, so `studentpack eval <variant dir>`
   and the export accuracy gates score ONNX with the same code as PyTorch. `open_onnx` builds one.
 
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.encoders import DEFAULT_MAX_LENGTH, LocalEncoder, map_batches
+from studentpack.engines.base import DEFAULT_MAX_LENGTH, LocalEncoder, map_batches
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize_np
 
@@ -234,7 +234,7 @@ class OrtSession:
 
 
 class OrtEncoder(LocalEncoder):
-    """TextEncoder / TextClassifier over an OrtSession (the protocol in `studentpack.encoders`)."""
+    """TextEncoder / TextClassifier over an OrtSession (the protocol in `studentpack.engines`)."""
 
     def __init__(self, session: OrtSession, description: str) -> None:
         self.session = session

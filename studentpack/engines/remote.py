@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 
-from studentpack.encoders import length_sorted_batches, scatter_rows
+from studentpack.engines.base import length_sorted_batches, scatter_rows
 from studentpack.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -1,20 +1,10 @@
-"""One protocol for scoring any model: `encode(texts)` for embeddings, `predict(texts)` for classifiers.
-
-Evaluation, export accuracy gates and benchmarks all call these, so every number in a report comes
-from the same scoring code whatever runs the model:
-
-- a Hugging Face directory          -> TorchEncoder (here)
-- an exported ONNX variant directory -> studentpack.runtime.OrtEncoder   (export issue)
-- a served URL (http://...)          -> studentpack.remote.HttpEncoder   (serving issue)
-
-`open_model(spec)` picks the implementation from the spec.
-"""
+"""What every engine shares: the `TextEncoder`/`TextClassifier` protocols, length-sorted batching and
+`LocalEncoder`, the base of the engines that run a model in this process."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -133,23 +123,3 @@ class LocalEncoder:
 
 def is_classifier_config(config: dict[str, Any]) -> bool:
     return any(a.endswith("ForSequenceClassification") for a in config.get("architectures") or [])
-
-
-def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LENGTH, **kwargs: Any) -> Any:
-    """A TextEncoder or TextClassifier for a model directory, an ONNX variant directory or a URL."""
-    from studentpack.errors import UserError
-
-    if spec.startswith(("http://", "https://")):
-        from studentpack.remote import open_remote
-
-        return open_remote(spec, max_length=max_length, **kwargs)
-    path = Path(spec).expanduser()
-    if not path.exists():
-        raise UserError(f"model not found: {spec}")
-    if (path / "model.onnx").is_file():
-        from studentpack.runtime import open_onnx
-
-        return open_onnx(path, device=device, max_length=max_length, **kwargs)
-    from studentpack.torch_encoder import open_torch
-
-    return open_torch(path, device=device, max_length=max_length, **kwargs)

@@ -1,0 +1,63 @@
+"""The engines that run a model, one module each, behind one protocol: `encode(texts)` for embeddings,
+`predict(texts)` for classifiers (studentpack.engines.base).
+
+Evaluation, export accuracy gates, the server and the benchmarks all call these, so every number in a
+report comes from the same scoring code whatever runs the model:
+
+- a Hugging Face directory           -> engines.pytorch.TorchEncoder
+- an exported ONNX variant directory -> engines.ort.OrtEncoder
+- a served URL (http://...)          -> engines.remote.HttpEncoder
+
+`open_model(spec)` picks the engine from the spec. Engine modules import only `engines.base`, never each
+other, and this module imports them only when asked for one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from studentpack.engines.base import (
+    DEFAULT_MAX_LENGTH,
+    Batch,
+    LocalEncoder,
+    TextClassifier,
+    TextEncoder,
+    is_classifier_config,
+    length_sorted_batches,
+    map_batches,
+    scatter_rows,
+)
+
+__all__ = [
+    "DEFAULT_MAX_LENGTH",
+    "Batch",
+    "LocalEncoder",
+    "TextClassifier",
+    "TextEncoder",
+    "is_classifier_config",
+    "length_sorted_batches",
+    "map_batches",
+    "open_model",
+    "scatter_rows",
+]
+
+
+def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LENGTH, **kwargs: Any) -> Any:
+    """A TextEncoder or TextClassifier for a model directory, an ONNX variant directory or a URL."""
+    from studentpack.errors import UserError
+
+    if spec.startswith(("http://", "https://")):
+        from studentpack.engines.remote import open_remote
+
+        return open_remote(spec, max_length=max_length, **kwargs)
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise UserError(f"model not found: {spec}")
+    if (path / "model.onnx").is_file():
+        from studentpack.engines.ort import open_onnx
+
+        return open_onnx(path, device=device, max_length=max_length, **kwargs)
+    from studentpack.engines.pytorch import open_torch
+
+    return open_torch(path, device=device, max_length=max_length, **kwargs)
