@@ -20,8 +20,8 @@ import pytest
 from serving.app import create_app
 from serving.backends import Backend, TorchBackend, pad_batch
 from serving.config import ServeConfig
-from serving.testing import FakeBackend, lifespan
 from studentpack.errors import GpuUnavailableError, UserError
+from tests.fake_server import FakeBackend, lifespan
 from tests.tiny import (
     SENTENCES,
     save_classifier_dir,
@@ -644,7 +644,7 @@ def test_a_lone_surrogate_is_a_422_not_a_tokenizer_crash(
 
 
 def test_non_finite_outputs_get_one_answer_on_every_endpoint(caplog: pytest.LogCaptureFixture) -> None:
-    from serving.testing import FakeBackend
+    from tests.fake_server import FakeBackend
 
     class Broken(FakeBackend):
         """A model that returns NaN for texts holding the word 'nan' and infinity for 'inf'."""

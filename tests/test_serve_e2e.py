@@ -52,7 +52,9 @@ class Server:
 def start(args: list[str], wait_ready: bool = True) -> Server:
     """Start a server process with --port 0 and read the port it prints."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    process = subprocess.Popen(  # from the repository root: `python -m tests.fake_server` must import
+        args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env, cwd=Path(__file__).parents[1]
+    )
     log: list[str] = []
     found = threading.Event()
     url: list[str] = []
@@ -228,7 +230,7 @@ def test_parse_url_forms() -> None:
 def test_overload_and_sigterm_drain_on_a_real_socket(tmp_path: Path) -> None:
     """A fake model held at a gate: a full queue answers 503 at once; SIGTERM lets in-flight work finish."""
     gate = tmp_path / "gate"
-    server = start([sys.executable, "-m", "serving.testing", "--gate", str(gate), "--max-queue", "2",
+    server = start([sys.executable, "-m", "tests.fake_server", "--gate", str(gate), "--max-queue", "2",
                     "--max-inputs", "2", "--grace-s", "60"])  # fmt: skip
     url = f"{server.url}/v1/embeddings"
     try:

@@ -29,7 +29,7 @@ FUZZ_EXAMPLES_SLOW = 2000
 
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[Server]:
-    server = start([sys.executable, "-m", "serving.testing", "--classifier", "--max-inputs", "8"])
+    server = start([sys.executable, "-m", "tests.fake_server", "--classifier", "--max-inputs", "8"])
     try:
         yield server
         page = httpx.get(f"{server.url}/metrics", timeout=30).text
@@ -85,7 +85,7 @@ def test_every_endpoint_answers_many_generated_requests(api_schema: Any, path: s
 
 def test_the_document_names_every_route_and_the_served_models(fake_server: Server) -> None:
     from serving.app import create_app
-    from serving.testing import FakeBackend
+    from tests.fake_server import FakeBackend
 
     doc = httpx.get(f"{fake_server.url}/openapi.json", timeout=30).json()
     routes = {route.path for route in create_app({"x": FakeBackend()}).routes}  # type: ignore[attr-defined]

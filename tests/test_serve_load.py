@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from serving.testing import FakeBackend
+from tests.fake_server import FakeBackend
 from tests.test_serve_e2e import start
 
 CLIENTS = 48
@@ -85,7 +85,7 @@ def metric(page: str, name: str, **labels: str) -> float:
 
 
 def test_overload_sheds_load_fast_and_recovers(capsys: object) -> None:
-    server = start([sys.executable, "-m", "serving.testing", "--delay-ms", "20", "--max-batch", "4",
+    server = start([sys.executable, "-m", "tests.fake_server", "--delay-ms", "20", "--max-batch", "4",
                     "--max-queue", "16", "--max-inputs", "4", "--request-timeout-s", "2"])  # fmt: skip
     try:
         answers, errors = run_load(server.url, LOAD_S)
@@ -123,7 +123,7 @@ def test_overload_sheds_load_fast_and_recovers(capsys: object) -> None:
 
 def test_sigterm_under_load_loses_no_accepted_request(tmp_path: Path) -> None:
     final_metrics = tmp_path / "metrics.txt"
-    server = start([sys.executable, "-m", "serving.testing", "--delay-ms", "10", "--max-batch", "8",
+    server = start([sys.executable, "-m", "tests.fake_server", "--delay-ms", "10", "--max-batch", "8",
                     "--max-queue", "512", "--grace-s", "30", "--metrics-out", str(final_metrics)])  # fmt: skip
     try:
         killer = threading.Timer(1.5, lambda: server.process.send_signal(signal.SIGTERM))

@@ -4,7 +4,7 @@
   every batch until it opens (a threading.Event, or a file that appears), and a record of batches.
 - `lifespan(app)`: run an ASGI app's startup/shutdown around in-process requests (httpx's
   ASGITransport does not run the lifespan protocol itself).
-- `python -m serving.testing --port 0 [--gate FILE] ...`: a real server over a FakeBackend, for
+- `python -m tests.fake_server --port 0 [--gate FILE] ...`: a real server over a FakeBackend, for
   tests of signals, overload and draining on a real socket.
 """
 
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from serving.config import ServeConfig
     from serving.runner import bind, serve
 
-    parser = argparse.ArgumentParser(prog="python -m serving.testing", description="a real server over FakeBackend")
+    parser = argparse.ArgumentParser(prog="python -m tests.fake_server", description="a real server over FakeBackend")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--gate", type=Path, help="batches wait until this file exists")
     parser.add_argument("--max-queue", type=int, default=1024)
