@@ -9,12 +9,14 @@ directory under the final name (only a hidden `.<out>.tmp-PID`, removed by the n
 
 Order of work: fp32 (parity vs PyTorch) -> fused (parity) -> int8-dynamic from the fp32 graph (or the
 fused one with `int8_source="fused"`), int8-static and fp16 from the fp32 graph (accuracy vs the fp32
-graph).
+graph). How each variant is made, and from which graphs, is its module in `studentpack.export.variants`;
+this module plans, gates and files.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import shutil
@@ -35,6 +37,7 @@ from studentpack.errors import UserError
 from studentpack.export import presets
 from studentpack.export.presets import IsaPreset
 from studentpack.export.validate import GateError, Gates
+from studentpack.export.variants import registry
 from studentpack.provenance import cpu_flags, hash_directory, hash_texts, machine, package_versions
 
 SCHEMA = "studentpack.export/1"
@@ -326,15 +329,15 @@ class _Builder:
         self.log(f"loading {self.p.source.path} ({self.info.kind}, {self.info.num_layers} layers)")
         self.module = export_onnx.load_graph_module(self.p.source.path, self.info, self.opts.allow_pickle)
         wanted = self.p.variants
-        needs_fused = "fused" in wanted or ("int8-dynamic" in wanted and self.opts.int8_source == "fused")
+        specs = registry()
+        needed = set(wanted)  # and every graph a wanted variant is built from
+        for variant in wanted:
+            needed.update(specs[variant].parents(self.opts))
         results: dict[str, VariantResult] = {}
         built: dict[str, tuple[Path, dict[str, Any], GateError | None]] = {}
-        built["fp32"] = self._build("fp32", self._make_fp32)
-        if needs_fused:
-            built["fused"] = self._build("fused", self._make_fused)
-        for variant in ("int8-dynamic", "int8-static", "fp16"):
-            if variant in wanted:
-                built[variant] = self._build(variant, getattr(self, f"_make_{variant.replace('-', '_')}"))
+        for variant, spec in specs.items():  # build order: parents first
+            if variant in needed:
+                built[variant] = self._build(variant, functools.partial(spec.make, self))
         for variant in wanted:
             results[variant] = self._file(variant, *built[variant])
         remove_tree(self.work)
@@ -373,65 +376,12 @@ class _Builder:
 
     def _base_failure(self, variant: str) -> str:
         """A variant built from a graph that failed parity is not handed over either."""
-        int8_parents = ("fp32", "fused") if self.opts.int8_source == "fused" else ("fp32",)
-        parents = {"fused": ("fp32",), "int8-dynamic": int8_parents, "int8-static": ("fp32",), "fp16": ("fp32",)}
-        for parent in parents.get(variant, ()):
+        for parent in registry()[variant].parents(self.opts):
             if getattr(self, f"_{parent}_failed", False):
                 return f"built from the {parent} graph, which failed parity"
         return ""
 
-    def _make_fp32(self, directory: Path) -> dict[str, Any]:
-        from studentpack.export.onnx import export_fp32
-
-        export_fp32(self.module, self.info, directory / "model.onnx")
-        return {}
-
-    def _make_fused(self, directory: Path) -> dict[str, Any]:
-        from studentpack.export.optimize import fuse, fused_operator_counts, fusion_problems
-
-        model = fuse(self.work / "fp32" / "model.onnx", directory / "model.onnx", self.info)
-        counts = fused_operator_counts(model)
-        problems = fusion_problems(counts, self.info)
-        for problem in problems:
-            self.log(f"fused: warning: {problem}")
-        return {"fused_ops": counts, "fusion_complete": not problems, "fusion_problems": problems}
-
-    def _make_int8_dynamic(self, directory: Path) -> dict[str, Any]:
-        from studentpack.export.optimize import fused_operator_counts
-        from studentpack.export.quantize import quantize_int8_dynamic
-
-        settings = quantize_int8_dynamic(
-            self.work / self.opts.int8_source / "model.onnx",
-            directory / "model.onnx",
-            self.p.preset,
-            per_channel=self.opts.per_channel,
-            keep_fp32=self.opts.keep_fp32,
-        )
-        settings["source_graph"] = self.opts.int8_source  # the caller knows which graph it passed
-        return {"quantization": settings, "fused_ops": fused_operator_counts(_load(directory))}
-
-    def _make_int8_static(self, directory: Path) -> dict[str, Any]:
-        from studentpack.export.quantize import quantize_int8_static
-
-        settings = quantize_int8_static(
-            self.work / "fp32" / "model.onnx",
-            directory / "model.onnx",
-            self.p.preset,
-            self._calibration_feeds(),
-            method=self.opts.calibration_method,
-            per_channel=self.opts.per_channel,
-            keep_fp32=self.opts.keep_fp32,
-        )
-        return {"quantization": settings, "calibration": self.p.corpora.get("calibration")}
-
-    def _make_fp16(self, directory: Path) -> dict[str, Any]:
-        from studentpack.export.optimize import fused_operator_counts
-        from studentpack.export.quantize import convert_fp16
-
-        settings = convert_fp16(self.work / "fp32" / "model.onnx", directory / "model.onnx", self.info)
-        return {"quantization": settings, "fused_ops": fused_operator_counts(_load(directory))}
-
-    def _calibration_feeds(self, batch: int = 8) -> list[dict[str, np.ndarray]]:
+    def calibration_feeds(self, batch: int = 8) -> list[dict[str, np.ndarray]]:
         length = min(self.opts.max_length, self.info.max_length)
         feeds = []
         for i in range(0, len(self.p.calibration), batch):
@@ -591,12 +541,6 @@ def _accuracy_line(figures: dict[str, Any]) -> str:
     if task:
         line += f"; {task['name']} {task['score']:.2f} (fp32 {task['reference']:.2f})"
     return line
-
-
-def _load(directory: Path) -> Any:
-    import onnx
-
-    return onnx.load(str(directory / "model.onnx"))
 
 
 def _opset(model: Path | None) -> int | None:

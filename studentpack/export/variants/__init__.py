@@ -1,0 +1,54 @@
+"""The export variants, one family per module, and the table the export pipeline builds from.
+
+Each module defines `SPEC`: how the variant's graph is made from the graphs built before it, and which
+graphs it depends on (a variant built from a graph that failed its gate is not handed over). Whether a
+variant is gated on parity or on accuracy is `presets.PARITY_VARIANTS`. Adding a variant is a module
+here and a line in `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class BuildContext(Protocol):
+    """What a variant's `make` may use: the export's options, the loaded model, and the work directory
+    in which every graph built so far lives under <work>/<variant>/model.onnx."""
+
+    opts: Any  # pipeline.ExportOptions
+    p: Any  # pipeline._Plan (preset, calibration texts, corpora)
+    work: Path
+    module: Any  # the torch module being exported
+    info: Any  # export.onnx.ModelInfo
+
+    def log(self, line: str) -> None: ...
+
+    def calibration_feeds(self, batch: int = 8) -> list[dict[str, np.ndarray]]: ...
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    make: Callable[[BuildContext, Path], dict[str, Any]]  # writes <dir>/model.onnx, returns its figures
+    parents: Callable[[Any], tuple[str, ...]]  # ExportOptions -> the graphs it is built from
+
+
+def _registry() -> dict[str, VariantSpec]:
+    from studentpack.export.variants import fp16, fp32, fused, int8_dynamic, int8_static
+
+    return {spec.name: spec for spec in (fp32.SPEC, fused.SPEC, int8_dynamic.SPEC, int8_static.SPEC, fp16.SPEC)}
+
+
+REGISTRY: dict[str, VariantSpec] = {}  # filled on first use (the modules import heavy libraries lazily)
+
+
+def registry() -> dict[str, VariantSpec]:
+    """Variant name -> spec, in build order (a variant comes after the graphs it is built from)."""
+    if not REGISTRY:
+        REGISTRY.update(_registry())
+    return REGISTRY
