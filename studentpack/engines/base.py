@@ -85,7 +85,8 @@ def map_batches(
 
 
 class LocalEncoder:
-    """`encode` / `predict` over one `_run(texts, batch_size, progress, pool, text_pairs)` per runtime.
+    """`encode` / `predict` over length-sorted batches; each runtime supplies only
+    `_run_batch(firsts, seconds, pool)`: one batch's pooled embeddings (pool) or logits.
 
     An embedding model has no `labels`; a classifier names its output columns in `labels`.
     """
@@ -93,10 +94,13 @@ class LocalEncoder:
     description: str
     labels: list[str]
 
+    def _run_batch(self, firsts: list[str], seconds: list[str] | None, pool: bool) -> np.ndarray:
+        raise NotImplementedError
+
     def _run(
         self, texts: Sequence[str], batch_size: int, progress: bool, pool: bool, text_pairs: Sequence[str] | None = None
     ) -> np.ndarray:
-        raise NotImplementedError
+        return map_batches(texts, text_pairs, batch_size, progress, lambda f, s: self._run_batch(f, s, pool))
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         from studentpack.errors import UserError

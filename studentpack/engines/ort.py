@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.engines.base import DEFAULT_MAX_LENGTH, LocalEncoder, map_batches
+from studentpack.engines.base import DEFAULT_MAX_LENGTH, LocalEncoder
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize_np
 
@@ -253,19 +253,9 @@ class OrtEncoder(LocalEncoder):
         mask = feeds["attention_mask"][..., None].astype(states.dtype)  # (B, T, 1)
         return l2_normalize_np((states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9))  # (B, H)
 
-    def _run(
-        self,
-        texts: Sequence[str],
-        batch_size: int,
-        progress: bool,
-        pool: bool,
-        text_pairs: Sequence[str] | None = None,
-    ) -> np.ndarray:
-        def run_batch(firsts: list[str], seconds: list[str] | None) -> np.ndarray:
-            feeds = self.session.tokenize(firsts, seconds)
-            return self._embed(feeds) if pool else self.session.run(feeds, ["logits"])["logits"]
-
-        return map_batches(texts, text_pairs, batch_size, progress, run_batch)
+    def _run_batch(self, firsts: list[str], seconds: list[str] | None, pool: bool) -> np.ndarray:
+        feeds = self.session.tokenize(firsts, seconds)
+        return self._embed(feeds) if pool else self.session.run(feeds, ["logits"])["logits"]
 
 
 def open_onnx(

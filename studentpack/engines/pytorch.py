@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from studentpack import adapter
-from studentpack.engines.base import LocalEncoder, is_classifier_config, map_batches
+from studentpack.engines.base import LocalEncoder, is_classifier_config
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize, mean_pool
 
@@ -57,21 +56,11 @@ class TorchEncoder(LocalEncoder):
         return {k: v.to(self.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
 
     @torch.inference_mode()
-    def _run(
-        self,
-        texts: Sequence[str],
-        batch_size: int,
-        progress: bool,
-        pool: bool,
-        text_pairs: Sequence[str] | None = None,
-    ) -> np.ndarray:
-        def run_batch(firsts: list[str], seconds: list[str] | None) -> np.ndarray:
-            feeds = self.tokenize(firsts, seconds)
-            out = self.model(**feeds)
-            vectors = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"])) if pool else out.logits
-            return vectors.float().cpu().numpy()
-
-        return map_batches(texts, text_pairs, batch_size, progress, run_batch)
+    def _run_batch(self, firsts: list[str], seconds: list[str] | None, pool: bool) -> np.ndarray:
+        feeds = self.tokenize(firsts, seconds)
+        out = self.model(**feeds)
+        vectors = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"])) if pool else out.logits
+        return vectors.float().cpu().numpy()
 
 
 def _model_max_length(model: Any, tokenizer: Any) -> int:
