@@ -37,7 +37,7 @@ from studentpack.errors import UserError
 from studentpack.export import presets
 from studentpack.export.presets import IsaPreset
 from studentpack.export.validate import GateError, Gates
-from studentpack.export.variants import registry
+from studentpack.export.variants import needed, registry
 from studentpack.provenance import cpu_flags, hash_directory, hash_texts, machine, package_versions
 
 SCHEMA = "studentpack.export/1"
@@ -329,14 +329,11 @@ class _Builder:
         self.log(f"loading {self.p.source.path} ({self.info.kind}, {self.info.num_layers} layers)")
         self.module = export_onnx.load_graph_module(self.p.source.path, self.info, self.opts.allow_pickle)
         wanted = self.p.variants
-        specs = registry()
-        needed = set(wanted)  # and every graph a wanted variant is built from
-        for variant in wanted:
-            needed.update(specs[variant].parents(self.opts))
+        build = needed(wanted, self.opts)
         results: dict[str, VariantResult] = {}
         built: dict[str, tuple[Path, dict[str, Any], GateError | None]] = {}
-        for variant, spec in specs.items():  # build order: parents first
-            if variant in needed:
+        for variant, spec in registry().items():  # build order: parents first
+            if variant in build:
                 built[variant] = self._build(variant, functools.partial(spec.make, self))
         for variant in wanted:
             results[variant] = self._file(variant, *built[variant])

@@ -3,11 +3,12 @@
 Each module defines `SPEC`: how the variant's graph is made from the graphs built before it, and which
 graphs it depends on (a variant built from a graph that failed its gate is not handed over). Whether a
 variant is gated on parity or on accuracy is `presets.PARITY_VARIANTS`. Adding a variant is a module
-here and a line in `REGISTRY`.
+here and a line in `registry()`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,17 +39,20 @@ class VariantSpec:
     parents: Callable[[Any], tuple[str, ...]]  # ExportOptions -> the graphs it is built from
 
 
-def _registry() -> dict[str, VariantSpec]:
+@functools.cache
+def registry() -> dict[str, VariantSpec]:
+    """Variant name -> spec, in build order (a variant comes after the graphs it is built from). Built on
+    first use: the variant modules import heavy libraries only inside `make`, but are not needed to plan."""
     from studentpack.export.variants import fp16, fp32, fused, int8_dynamic, int8_static
 
     return {spec.name: spec for spec in (fp32.SPEC, fused.SPEC, int8_dynamic.SPEC, int8_static.SPEC, fp16.SPEC)}
 
 
-REGISTRY: dict[str, VariantSpec] = {}  # filled on first use (the modules import heavy libraries lazily)
-
-
-def registry() -> dict[str, VariantSpec]:
-    """Variant name -> spec, in build order (a variant comes after the graphs it is built from)."""
-    if not REGISTRY:
-        REGISTRY.update(_registry())
-    return REGISTRY
+def needed(wanted: tuple[str, ...], opts: Any) -> set[str]:
+    """The wanted variants and every graph they are built from, however deep."""
+    specs = registry()
+    out = set(wanted)
+    for name in reversed(specs):  # build order reversed: a variant's parents are visited after it
+        if name in out:
+            out.update(specs[name].parents(opts))
+    return out
