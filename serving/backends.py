@@ -1,7 +1,8 @@
 """What the server needs from a model: tokenize texts, run one padded batch, return one row per text.
 
-Two implementations: ONNX variant directories (through `studentpack.engines.ort`) and, for baselines,
-PyTorch Hugging Face directories (through `studentpack.engines.pytorch`). The server never sees
+Two implementations: exported variant directories (ONNX Runtime or OpenVINO, through
+`studentpack.engines.graph`) and, for baselines, PyTorch Hugging Face directories (through
+`studentpack.engines.pytorch`). The server never sees
 which one it has.
 """
 
@@ -40,7 +41,7 @@ class ModelInfo:
     kind: Kind
     dim: int  # embedding width, or number of labels
     max_length: int
-    platform: str  # OIP platform string: onnxruntime_onnx | pytorch_torch
+    platform: str  # OIP platform string: onnxruntime_onnx | openvino | pytorch_torch
     device: str
     providers: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
@@ -167,8 +168,10 @@ class TorchBackend:
         pass
 
 
-def is_onnx_dir(path: Path) -> bool:
-    return (path / "model.onnx").is_file()
+def is_variant_dir(path: Path) -> bool:
+    from studentpack.engines.graph import is_variant_dir as has_graph
+
+    return has_graph(path)
 
 
 def check_model_dir(path: Path, force: bool = False) -> None:
@@ -177,9 +180,9 @@ def check_model_dir(path: Path, force: bool = False) -> None:
         raise UserError(f"model not found: {path}")
     if not path.is_dir():
         raise UserError(f"{path} is a file; give a model directory (an exported variant or a Hugging Face dir)")
-    if not is_onnx_dir(path) and not (path / "config.json").is_file():
-        raise UserError(f"{path} is neither an exported ONNX variant (model.onnx) nor a Hugging Face model dir")
-    if is_onnx_dir(path) and (path / "export.json").is_file():
+    if not is_variant_dir(path) and not (path / "config.json").is_file():
+        raise UserError(f"{path} is neither an exported variant (model.onnx or model.xml) nor a Hugging Face model dir")
+    if is_variant_dir(path) and (path / "export.json").is_file():
         try:
             record = json.loads((path / "export.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
@@ -204,7 +207,13 @@ def _check_export_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def load_backend(
-    path: Path, device: str = "cpu", max_length: int = 128, threads: int = 0, spin: bool = False, force: bool = False
+    path: Path,
+    device: str = "cpu",
+    max_length: int = 128,
+    threads: int = 0,
+    spin: bool = False,
+    force: bool = False,
+    max_batch: int = 0,
 ) -> Backend:
     """Open a model directory for serving; CUDA that is not really used is an error, never a CPU fallback."""
     check_model_dir(path, force)
@@ -212,10 +221,10 @@ def load_backend(
     from studentpack.provenance import hash_directory
 
     backend: Backend
-    if is_onnx_dir(path):
-        from serving.onnx_backend import OnnxBackend
+    if is_variant_dir(path):
+        from serving.graph_backend import GraphBackend
 
-        backend = OnnxBackend(path, device=device, max_length=max_length, threads=threads, spin=spin)
+        backend = GraphBackend(path, device, max_length, threads, spin=spin, max_batch=max_batch)
     else:
         backend = TorchBackend(path, device=device, max_length=max_length, threads=threads)
     backend.info.sha256 = hash_directory(path)

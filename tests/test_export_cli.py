@@ -39,7 +39,7 @@ def _entries(path: Path) -> list[str]:
         (["--variants", "fp16"], "cannot be validated here"),
         (["--variants", "int8-dynamic", "--device", "cuda"], "refused for --device cuda"),
         (["--device", "tpu"], "unknown device"),
-        (["--calibration", "x.txt"], "only by the int8-static variant"),
+        (["--variants", "fp32,int8-dynamic", "--calibration", "x.txt"], "only by the int8-static and openvino-int8"),
         (["--eval-task", "sst9", "--eval-data", "x"], "unknown --eval-task"),
         (["--eval-task", "stsb"], "needs --eval-data"),
         (["--min-mean-cosine", "2"], "must lie in [-1, 1]"),

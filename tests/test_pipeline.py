@@ -71,6 +71,21 @@ def test_every_stage_leaves_its_artifact_and_the_report_covers_them(finished: tu
     assert all(unit["status"] == "done" for unit in ledger.values())
 
 
+def test_one_int8_variant_served_the_fastest_in_the_export_trial(finished: tuple[Path, Any]) -> None:
+    pytest.importorskip("openvino")
+    out, outcome = finished
+    for run in ("teacher", "mha-l2", "hs-l2"):
+        records = {
+            v: json.loads((out / run / "onnx" / v / "export.json").read_text())
+            for v in ("int8-dynamic", "openvino-int8")
+        }
+        times = {v: r["speed"]["median_ms"]["1"] for v, r in records.items()}
+        fastest = min(times, key=lambda v: times[v])
+        served = sorted(p.name for p in (out / run / "bench").iterdir() if (p / "loadtest.json").is_file())
+        assert fastest in served and ({"int8-dynamic", "openvino-int8"} - {fastest}).isdisjoint(served), (run, served)
+        assert any(note.startswith(f"{run}: serving {fastest} ") for note in outcome.notes), outcome.notes
+
+
 def test_a_rerun_skips_every_finished_unit(
     finished: tuple[Path, Any], tiny_bert_dir: Path, corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

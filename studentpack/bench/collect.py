@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from studentpack.atomic import is_temporary
+from studentpack.engines.graph import is_variant_dir
 from studentpack.errors import UserError
 
 ARTIFACTS = ("studentpack.json", "export.json", "eval.json", "loadtest.json")
@@ -159,7 +160,7 @@ def _add_packaged_teacher(found: Found) -> None:
 
 
 def _add_directory(found: Found, directory: Path, sha: str) -> None:
-    if (directory / "model.onnx").is_file():
+    if is_variant_dir(directory):
         _add_variant(found, directory / "export.json")
         return
     manifest_path = directory / "studentpack.json"

@@ -205,9 +205,26 @@ class Pipeline:
                 self.outcome.notes.append(f"{run}: variant(s) rejected by their gate: {', '.join(rejected)}")
 
         self.unit(f"export:{run}", f"export {run} ({', '.join(variants)})", inputs, onnx_dir, work)
-        return [
-            Served(f"{run}-{v}", run, v, onnx_dir / v) for v in variants if (onnx_dir / v / "export.json").is_file()
-        ]
+        exported = [v for v in variants if (onnx_dir / v / "export.json").is_file()]
+        if self.cfg.choose_int8:
+            exported = self._fastest_int8(run, onnx_dir, exported)
+        return [Served(f"{run}-{v}", run, v, onnx_dir / v) for v in exported]
+
+    def _fastest_int8(self, run: str, onnx_dir: Path, exported: list[str]) -> list[str]:
+        """Keep one INT8 variant: the fastest at batch 1 in the export's speed trial (what a served p50 at
+        concurrency 1 is made of); the choice and its margin go into the report's notes."""
+        from studentpack.bench.pipeline_config import INT8_CANDIDATES
+        from studentpack.export.speed import fastest_of
+
+        candidates = [v for v in exported if v in INT8_CANDIDATES]
+        if len(candidates) < 2:
+            return exported
+        records = {v: json.loads((onnx_dir / v / "export.json").read_text(encoding="utf-8")) for v in candidates}
+        chosen = fastest_of(records, candidates) or candidates[0]
+        times = {v: records[v].get("speed", {}).get("median_ms", {}).get("1") for v in candidates}
+        others = ", ".join(f"{v} {times[v]} ms" for v in candidates if v != chosen)
+        self.outcome.notes.append(f"{run}: serving {chosen} ({times[chosen]} ms at batch 1 in the export; {others})")
+        return [v for v in exported if v not in INT8_CANDIDATES or v == chosen]
 
     def measure(self, served: list[Served]) -> None:
         """One server for every model; a load test and a served evaluation of each."""
@@ -323,7 +340,7 @@ class Pipeline:
         runs = ([TEACHER] if cfg.export_teacher else []) + [s.name for s in cfg.students]
         for run in runs:
             est[f"export:{run}"] = 15 + 20 * len(cfg.export_variants) * (2 if run == TEACHER else 1)
-        names = [f"{TEACHER}-torch"] + [f"{r}-{v}" for r in runs for v in cfg.export_variants]
+        names = [f"{TEACHER}-torch"] + [f"{r}-{v}" for r in runs for v in cfg.planned_served_variants]
         if cfg.serve_student_torch:
             names += [f"{s.name}-torch" for s in cfg.students]
         est["serve"] = 8 + 2 * len(names)

@@ -14,6 +14,8 @@ from typing import Any
 
 from studentpack.errors import UserError
 
+INT8_CANDIDATES = ("int8-dynamic", "int8-static", "openvino-int8")  # one of them is served when the pipeline chooses
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$")
 
 
@@ -74,7 +76,9 @@ class PipelineConfig:
     students: tuple[StudentPlan, ...] = field(default_factory=_default_students)
     steps: int = 100  # distillation steps of every student (a student's settings may override)
     distill: dict[str, Any] = field(default_factory=dict)  # distill config keys for every student
-    variants: tuple[str, ...] = ()  # export variants; empty: fp32 + int8-dynamic on cpu, fp32 + fp16 on cuda
+    # export variants; empty: on cpu fp32 + the INT8 candidates (int8-dynamic, and openvino-int8 where
+    # OpenVINO is installed: the faster of them in the export's speed trial is served), fp32 + fp16 on cuda
+    variants: tuple[str, ...] = ()
     export_teacher: bool = True  # export and serve the teacher's variants too (what export alone buys)
     serve_student_torch: bool = False  # also serve each student's PyTorch directory
     # with >= 4 usable CPUs, pin the load generator to one and the server to the rest (no competition)
@@ -101,7 +105,28 @@ class PipelineConfig:
     def export_variants(self) -> tuple[str, ...]:
         if self.variants:
             return self.variants
-        return ("fp32", "fp16") if self.device.startswith("cuda") else ("fp32", "int8-dynamic")
+        if self.device.startswith("cuda"):
+            return ("fp32", "fp16")
+        from studentpack.export.presets import openvino_installed
+
+        return ("fp32", "int8-dynamic") + (("openvino-int8",) if openvino_installed() else ())
+
+    @property
+    def choose_int8(self) -> bool:
+        """The default variant set serves only the fastest INT8 candidate; a variant list named by the user
+        is served whole."""
+        return not self.variants and len(self.int8_candidates) > 1
+
+    @property
+    def int8_candidates(self) -> tuple[str, ...]:
+        return tuple(v for v in self.export_variants if v in INT8_CANDIDATES)
+
+    @property
+    def planned_served_variants(self) -> tuple[str, ...]:
+        """The variants the plan expects to serve per run (the INT8 one not yet known)."""
+        if not self.choose_int8:
+            return self.export_variants
+        return tuple(v for v in self.export_variants if v not in INT8_CANDIDATES) + self.int8_candidates[:1]
 
     def distill_mapping(self, student: StudentPlan) -> dict[str, Any]:
         """The `studentpack distill` config of one student (validated by DistillConfig before any run)."""

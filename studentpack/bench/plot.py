@@ -8,7 +8,16 @@ from typing import Any
 from studentpack.errors import UserError
 
 _COLORS = {"teacher": "#444444", "mha": "#1f77b4", "hs": "#2ca02c", "od": "#d62728"}
-_MARKERS = {"torch": "o", "fp32": "s", "fused": "D", "int8-dynamic": "^", "int8-static": "v", "fp16": "P"}
+_MARKERS = {
+    "torch": "o",
+    "fp32": "s",
+    "fused": "D",
+    "int8-dynamic": "^",
+    "int8-static": "v",
+    "fp16": "P",
+    "openvino": "X",
+    "openvino-int8": "<",
+}
 
 
 def _color(row: dict[str, Any]) -> str:

@@ -7,27 +7,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "write ONNX variants (fp32, fused, int8, fp16), each gated on parity/accuracy"
+HELP = "write ONNX and OpenVINO variants (fp32, fused, int8, fp16), each gated on parity/accuracy"
 DESCRIPTION = """\
 Export a model directory (a distilled student, a teacher, or a classifier fine-tuned by
-`studentpack eval --mode finetune`) to ONNX variants that ONNX Runtime runs fast:
+`studentpack eval --mode finetune`) to variants that ONNX Runtime or OpenVINO run fast:
 
-  fp32          torch.onnx.export, dynamic batch and sequence axes, opset 17
-  fused         + onnxruntime transformer fusions (Attention, SkipLayerNorm, BiasGelu)
-  int8-dynamic  fused + dynamic INT8, per-channel weights, preset named by --isa
-  int8-static   QDQ INT8 calibrated on corpus text (--calibration, --calibration-method)
-  fp16          CUDA target (--device cuda; cannot be validated on a CPU-only machine)
+  fp32           torch.onnx.export, dynamic batch and sequence axes, opset 17
+  fused          + onnxruntime transformer fusions (Attention, SkipLayerNorm, BiasGelu)
+  int8-dynamic   dynamic INT8, per-channel weights, preset named by --isa
+  int8-static    QDQ INT8 calibrated on corpus text (--calibration, --calibration-method)
+  fp16           CUDA target (--device cuda; cannot be validated on a CPU-only machine)
+  openvino       the fp32 graph in OpenVINO's format (model.xml + model.bin), computed in fp32
+  openvino-int8  that model quantized to 8 bits by NNCF, calibrated on corpus text (--calibration)
+
+The OpenVINO variants run on the CPU (studentpack[openvino], part of studentpack[cpu]); where
+OpenVINO is installed the default CPU set includes both.
 
 Graph outputs: token_embeddings (B, T, H) and sentence_embedding (B, H; mean-pooled, L2-normalised),
 or logits (B, C) for a classifier. Every variant is gated before it is handed over: fp32 and fused
 on parity with PyTorch (max abs difference on real tokens of padded mixed-length batches), int8
 and fp16 on accuracy against fp32 (sentence cosine mean/worst, or label agreement; optionally a
 task metric). A variant that fails lands in <out>/rejected/<variant>/ with its figures, and the
-command exits 1. Each <out>/<variant>/ holds model.onnx, the tokenizer, config.json and export.json.
+command exits 1. Each <out>/<variant>/ holds model.onnx (or model.xml + model.bin), the tokenizer,
+config.json and export.json.
+
+Speed trial: when two or more variants are accepted, each is timed here at batch 1 and 32 (sequence
+128, --threads) and its export.json records its medians, the fastest variant at each batch size and
+how many times slower it is (`speed`); `studentpack pipeline` serves the fastest INT8 by it.
+--no-speed-trial skips it.
 
 examples:
   studentpack export runs/mha-l3/student --onnx --out runs/mha-l3/onnx
   studentpack export runs/mha-l3/student --onnx --variants fp32,int8-dynamic --isa avx512_vnni
+  studentpack export runs/mha-l3/student --onnx --variants int8-dynamic,openvino-int8 --threads 2
   studentpack export runs/mha-l3/student --onnx --variants int8-static \\
       --calibration ../shared/data/wikitext-2/valid.txt --calibration-method Percentile
   studentpack export runs/mha-l3/student --onnx --eval-task stsb --eval-data ../shared/data/stsb/dev.tsv
@@ -63,6 +75,7 @@ _FLAG_KEYS: dict[str, str] = {
     "triton": "triton",
     "triton_max_batch": "triton_max_batch",
     "threads": "threads",
+    "speed_trial": "speed_trial",
     "overwrite": "overwrite",
     "allow_pickle": "allow_pickle",
 }
@@ -81,13 +94,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variants",
         default=s,
         metavar="LIST",
-        help="comma list of fp32, fused, int8-dynamic, int8-static, fp16 "
-        "(default: fp32,fused,int8-dynamic on cpu; fp32,fused,fp16 on cuda)",
+        help="comma list of fp32, fused, int8-dynamic, int8-static, fp16, openvino, openvino-int8 "
+        "(default: fp32,fused,int8-dynamic (+openvino,openvino-int8 when installed) on cpu; fp32,fused,fp16 on cuda)",
     )
     parser.add_argument("--device", default=s, help="cpu (default), cuda or cuda:N: the target the gates run on")
     parser.add_argument("--overwrite", action="store_true", default=s, help="replace an existing --out / --triton")
     parser.add_argument("--allow-pickle", action="store_true", default=s, help="allow pytorch_model.bin weights")
-    parser.add_argument("--threads", type=int, default=s, help="onnxruntime threads for the gates (default: all)")
+    parser.add_argument(
+        "--threads", type=int, default=s, help="runtime threads for the gates and the speed trial (default: all)"
+    )
+    parser.add_argument(
+        "--no-speed-trial",
+        dest="speed_trial",
+        action="store_false",
+        default=s,
+        help="do not time the accepted variants (see above)",
+    )
     parser.add_argument("--config", metavar="FILE", help="options from a YAML/TOML/JSON file (keys as below)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one option")
 

@@ -144,8 +144,14 @@ def _check_device(device: str, paths: list[Path]) -> None:
     """Refuse CUDA before binding when the runtimes cannot see one (the load re-checks each session)."""
     if not device.startswith("cuda"):
         return
+    from studentpack.engines.graph import graph_file
+    from studentpack.engines.openvino import check_device as check_openvino_device
     from studentpack.errors import GpuUnavailableError
 
+    for path in paths:
+        graph = graph_file(path)
+        if graph is not None and graph.name == "model.xml":
+            check_openvino_device(device)
     if any((p / "model.onnx").is_file() for p in paths):
         import onnxruntime
 
@@ -154,7 +160,7 @@ def _check_device(device: str, paths: list[Path]) -> None:
                 f"--device {device}: this onnxruntime has no CUDAExecutionProvider "
                 f"(available: {', '.join(onnxruntime.get_available_providers())}); install studentpack[gpu]"
             )
-    if any(not (p / "model.onnx").is_file() for p in paths):
+    if any(graph_file(p) is None for p in paths):
         import torch
 
         if not torch.cuda.is_available():
@@ -183,7 +189,14 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s:     %(message)s")
     loaders = {
         name: functools.partial(
-            load_backend, path, config.device, config.max_length, config.threads, config.spin, args.force
+            load_backend,
+            path,
+            config.device,
+            config.max_length,
+            config.threads,
+            config.spin,
+            args.force,
+            config.max_batch,
         )
         for name, path in models.items()
     }

@@ -5,7 +5,9 @@ Evaluation, export accuracy gates, the server and the benchmarks all call these,
 report comes from the same scoring code whatever runs the model:
 
 - a Hugging Face directory           -> engines.pytorch.TorchEncoder
-- an exported ONNX variant directory -> engines.ort.OrtEncoder
+- an exported variant directory      -> engines.graph.GraphEncoder over
+                                        engines.ort.OrtSession (model.onnx) or
+                                        engines.openvino.OvSession (model.xml)
 - a served URL (http://...)          -> engines.remote.HttpEncoder
 
 `open_model(spec)` picks the engine from the spec. Engine modules import only `engines.base`, never each
@@ -44,7 +46,7 @@ __all__ = [
 
 
 def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LENGTH, **kwargs: Any) -> Any:
-    """A TextEncoder or TextClassifier for a model directory, an ONNX variant directory or a URL."""
+    """A TextEncoder or TextClassifier for a model directory, an exported variant directory or a URL."""
     from studentpack.errors import UserError
 
     if spec.startswith(("http://", "https://")):
@@ -54,10 +56,10 @@ def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LEN
     path = Path(spec).expanduser()
     if not path.exists():
         raise UserError(f"model not found: {spec}")
-    if (path / "model.onnx").is_file():
-        from studentpack.engines.ort import open_onnx
+    from studentpack.engines.graph import is_variant_dir, open_graph
 
-        return open_onnx(path, device=device, max_length=max_length, **kwargs)
+    if is_variant_dir(path):
+        return open_graph(path, device=device, max_length=max_length, **kwargs)
     from studentpack.engines.pytorch import open_torch
 
     return open_torch(path, device=device, max_length=max_length, **kwargs)

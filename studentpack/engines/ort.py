@@ -1,20 +1,14 @@
-"""ONNX Runtime for exported variants: providers, threads, tokenizer -> feeds, warm-up, scoring.
+"""ONNX Runtime for exported variants (model.onnx): providers, threads, CUDA checks.
 
-Two layers, both small:
+`OrtSession` is one `onnxruntime.InferenceSession` over a variant's `model.onnx` plus its tokenizer;
+tokenisation and the encode protocol over it are shared with the other graph engines
+(`studentpack.engines.graph`). Serving and benchmarks use the session directly::
 
-- `OrtSession`: one `onnxruntime.InferenceSession` over a variant's `model.onnx` plus its tokenizer.
-  Serving and benchmarks use it directly::
-
-      session = OrtSession.open("runs/x/onnx/int8-dynamic", device="cpu", threads=2)
-      feeds = session.tokenize(["a sentence", "another one"])   # {"input_ids": (B, T) int64, ...}
-      feeds = session.tokenize(["a premise"], ["a hypothesis"])  # sentence pairs (cross-encoders)
-      out = session.run(feeds)                                  # {"token_embeddings": (B, T, H),
-                                                                #  "sentence_embedding": (B, H)}
-      out = session.run_texts(["a sentence"], ["sentence_embedding"])
-
-- `OrtEncoder`: the encode protocol of `studentpack.engines` (`encode` / `predict`, `labels`,
-  `truncated`, `max_length`, `description`) over an `OrtSession`, so `studentpack eval <variant dir>`
-  and the export accuracy gates score ONNX with the same code as PyTorch. `open_onnx` builds one.
+    session = OrtSession.open("runs/x/onnx/int8-dynamic", device="cpu", threads=2)
+    feeds = session.tokenize(["a sentence", "another one"])   # {"input_ids": (B, T) int64, ...}
+    feeds = session.tokenize(["a premise"], ["a hypothesis"])  # sentence pairs (cross-encoders)
+    out = session.run(feeds)                                  # {"token_embeddings": (B, T, H),
+                                                              #  "sentence_embedding": (B, H)}
 
 A variant directory holds `model.onnx`, the tokenizer files and `export.json` (written by
 `studentpack export --onnx`); its `kind` ("embedding" or "classifier"), `labels`, `outputs` and
@@ -28,21 +22,19 @@ drops to CPU with only a log line when the CUDA libraries fail to load).
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from studentpack.engines.base import DEFAULT_MAX_LENGTH, LocalEncoder
+from studentpack.engines.base import DEFAULT_MAX_LENGTH
+from studentpack.engines.graph import GraphEncoder, GraphSession, read_export_info
 from studentpack.errors import GpuUnavailableError, UserError
-from studentpack.pooling import l2_normalize_np
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"
 MODEL_FILE = "model.onnx"
-EXPORT_FILE = "export.json"
 _INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
@@ -87,19 +79,7 @@ def _preload_cuda_libraries() -> None:
         preload()
 
 
-def read_export_info(path: Path) -> dict[str, Any]:
-    """The variant's export.json (empty when the directory holds a bare model.onnx)."""
-    file = path / EXPORT_FILE
-    if not file.is_file():
-        return {}
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {file}: {exc}") from exc
-    return data if isinstance(data, dict) else {}
-
-
-class OrtSession:
+class OrtSession(GraphSession):
     """An InferenceSession with its tokenizer: texts -> feeds -> named outputs."""
 
     def __init__(
@@ -112,14 +92,13 @@ class OrtSession:
         warmup: bool = True,
         info: dict[str, Any] | None = None,
         spinning: bool = True,
+        warmup_shapes: Sequence[tuple[int, int]] = (),
     ) -> None:
         """`threads`: intra-op threads (None: onnxruntime's default, one per core).
 
         `spinning=False` stops idle intra-op threads from busy-waiting for the next run: slower to
         start each run by a little, but they no longer take cores from other threads between runs
         (a server's event loop, a co-located client, other sessions on a small machine).
-
-        `max_length` is capped at the model's own limit (`info["max_length"]`) when known.
         """
         import onnxruntime as ort
 
@@ -142,18 +121,13 @@ class OrtSession:
             self.session = ort.InferenceSession(str(self.path), options, providers=session_providers(device))
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise UserError(f"onnxruntime cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
-        self.providers: list[str] = list(self.session.get_providers())
+        self.providers = list(self.session.get_providers())
         check_providers(device, self.providers, where=f"the session for {self.path}")
-        self.info = dict(info or {})
-        self.tokenizer = tokenizer
-        self.input_names = [i.name for i in self.session.get_inputs()]
+        super().__init__(tokenizer, max_length, info)
+        self.input_types = {i.name: _INT_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
-        self._input_types = {i.name: _INT_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
-        model_max = int(self.info.get("max_length") or 0) or _tokenizer_max(tokenizer)
-        self.max_length = min(max_length, model_max) if model_max else max_length
-        self.truncated = 0
         if warmup:
-            self.warmup()
+            self.warmup(shapes=((2, 8), *warmup_shapes))
 
     @classmethod
     def open(
@@ -164,6 +138,7 @@ class OrtSession:
         max_length: int = DEFAULT_MAX_LENGTH,
         warmup: bool = True,
         spinning: bool = True,
+        warmup_shapes: Sequence[tuple[int, int]] = (),
     ) -> OrtSession:
         """A session over a variant directory (model.onnx + tokenizer files + export.json)."""
         from studentpack import adapter
@@ -173,115 +148,21 @@ class OrtSession:
             raise UserError(f"{path} is not an exported variant: it has no {MODEL_FILE}")
         tokenizer = adapter.load_tokenizer(path)
         info = read_export_info(path)
-        return cls(path / MODEL_FILE, tokenizer, device, threads, max_length, warmup, info, spinning)
-
-    @property
-    def kind(self) -> str:
-        """ "embedding" or "classifier", from export.json or else from the graph's outputs."""
-        kind = self.info.get("kind")
-        if kind in ("embedding", "classifier"):
-            return str(kind)
-        return "classifier" if "logits" in self.output_names else "embedding"
-
-    def tokenize(self, texts: Sequence[str], text_pairs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Texts (or sentence pairs) -> padded feeds (B, T) for this graph's inputs, cut at `max_length`."""
-        if not texts:
-            raise UserError("no texts to encode")
-        if text_pairs is not None and len(text_pairs) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(text_pairs)} text pairs")
-        pairs = None if text_pairs is None else list(text_pairs)
-        enc = self.tokenizer(list(texts), pairs, padding=True, truncation=True, max_length=self.max_length)
-        lengths = [int(sum(mask)) for mask in enc["attention_mask"]]  # real tokens per row
-        self.truncated += self._count_truncated(texts, pairs, lengths)
-        feeds: dict[str, np.ndarray] = {}
-        for name in self.input_names:
-            if name in enc:
-                feeds[name] = np.asarray(enc[name], dtype=self._input_types[name])
-            elif name == "token_type_ids":
-                feeds[name] = np.zeros_like(np.asarray(enc["input_ids"]), dtype=self._input_types[name])
-            else:
-                raise UserError(f"{self.path} needs input {name!r}, which the tokenizer does not produce")
-        return feeds
-
-    def _count_truncated(self, texts: Sequence[str], pairs: list[str] | None, lengths: list[int]) -> int:
-        """Texts longer than max_length: only rows that reached max_length can have been cut."""
-        full = [i for i, n in enumerate(lengths) if n >= self.max_length]
-        if not full:
-            return 0
-        seconds = None if pairs is None else [pairs[i] for i in full]
-        untruncated = self.tokenizer([texts[i] for i in full], seconds, truncation=False)["input_ids"]
-        return sum(len(ids) > self.max_length for ids in untruncated)
+        return cls(path / MODEL_FILE, tokenizer, device, threads, max_length, warmup, info, spinning, warmup_shapes)
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Already-tokenised feeds (as `tokenize` makes them) -> {output name: array}."""
         names = list(outputs) if outputs else self.output_names
-        missing = [n for n in names if n not in self.output_names]
-        if missing:
-            raise UserError(f"{self.path} has no output {missing[0]!r} (outputs: {', '.join(self.output_names)})")
-        values = self.session.run(names, {k: v for k, v in feeds.items() if k in self.input_names})
+        self.check_outputs(names)
+        values = self.session.run(names, {k: v for k, v in feeds.items() if k in self.input_types})
         return dict(zip(names, values, strict=True))
 
-    def run_texts(self, texts: Sequence[str], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        return self.run(self.tokenize(texts), outputs)
-
-    def warmup(self, rounds: int = 2) -> None:
-        """Run a small batch so the first real request does not pay for allocation and kernel choice."""
-        feeds = {name: np.ones((2, 8), dtype=self._input_types[name]) for name in self.input_names}
-        if "token_type_ids" in feeds:
-            feeds["token_type_ids"][:] = 0
-        for _ in range(rounds):
-            self.session.run(None, feeds)
+    def output_width(self, name: str) -> int | None:
+        width = self.session.get_outputs()[self.output_names.index(name)].shape[-1]
+        return width if isinstance(width, int) else None
 
 
-class OrtEncoder(LocalEncoder):
-    """TextEncoder / TextClassifier over an OrtSession (the protocol in `studentpack.engines`)."""
-
-    def __init__(self, session: OrtSession, description: str) -> None:
-        self.session = session
-        self.description = description
-        self.max_length = session.max_length
-        self.labels: list[str] = _labels(session) if session.kind == "classifier" else []
-
-    @property
-    def truncated(self) -> int:
-        return self.session.truncated
-
-    def _embed(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        if "sentence_embedding" in self.session.output_names:
-            return self.session.run(feeds, ["sentence_embedding"])["sentence_embedding"]
-        states = self.session.run(feeds, [self.session.output_names[0]])[self.session.output_names[0]]  # (B, T, H)
-        mask = feeds["attention_mask"][..., None].astype(states.dtype)  # (B, T, 1)
-        return l2_normalize_np((states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9))  # (B, H)
-
-    def _run_batch(self, firsts: list[str], seconds: list[str] | None, pool: bool) -> np.ndarray:
-        feeds = self.session.tokenize(firsts, seconds)
-        return self._embed(feeds) if pool else self.session.run(feeds, ["logits"])["logits"]
-
-
-def open_onnx(
-    path: Path,
-    device: str = "cpu",
-    max_length: int = DEFAULT_MAX_LENGTH,
-    threads: int | None = None,
-    **_: Any,
-) -> OrtEncoder:
-    """An OrtEncoder over an exported variant directory (what `encoders.open_model` calls)."""
-    session = OrtSession.open(path, device=device, threads=threads, max_length=max_length)
-    variant = session.info.get("variant")
-    return OrtEncoder(session, f"{path}" + (f" ({variant})" if variant else ""))
-
-
-def _labels(session: OrtSession) -> list[str]:
-    labels = session.info.get("labels")
-    if labels:
-        return [str(label) for label in labels]
-    config = session.path.parent / "config.json"
-    if config.is_file():
-        id2label = json.loads(config.read_text(encoding="utf-8")).get("id2label") or {}
-        if id2label:
-            return [str(id2label.get(str(i), i)) for i in range(len(id2label))]
-    width = session.session.get_outputs()[session.output_names.index("logits")].shape[-1]
-    return [f"LABEL_{i}" for i in range(width if isinstance(width, int) else 2)]
+# the encoder over any graph session; the name stays for callers that know it as the ONNX one
+OrtEncoder = GraphEncoder
 
 
 def check_external_data(model_path: Path) -> None:
@@ -304,8 +185,3 @@ def check_external_data(model_path: Path) -> None:
                     f"{model_path}: tensor {tensor.name} keeps its data at {entry.value!r}, outside the model's "
                     "directory; refusing to read it"
                 )
-
-
-def _tokenizer_max(tokenizer: Any) -> int:
-    value = int(getattr(tokenizer, "model_max_length", 0) or 0)
-    return value if 0 < value < 1_000_000 else 0

@@ -32,6 +32,7 @@ import numpy as np
 from studentpack import adapter
 from studentpack.atomic import TMP_MARK, atomic_dir, remove_tree, write_json
 from studentpack.atomic import check_writable_dir as atomic_check_writable
+from studentpack.engines.graph import graph_file, read_export_info
 from studentpack.engines.ort import CUDA_PROVIDER, parse_device
 from studentpack.errors import UserError
 from studentpack.export import presets
@@ -73,6 +74,7 @@ class ExportOptions:
     triton: str | None = None
     triton_max_batch: int = 32
     threads: int | None = None  # onnxruntime intra-op threads for the gates
+    speed_trial: bool = True  # time the accepted variants here and record the fastest (export/speed.py)
     overwrite: bool = False
     allow_pickle: bool = False
 
@@ -113,8 +115,9 @@ def plan(opts: ExportOptions) -> _Plan:
     if opts.calibration_method not in presets.CALIBRATION_METHODS:
         choices = ", ".join(presets.CALIBRATION_METHODS)
         raise UserError(f"unknown calibration method {opts.calibration_method!r}; choose from {choices}")
-    if opts.calibration and "int8-static" not in variants:
-        raise UserError("--calibration is used only by the int8-static variant; add it to --variants")
+    if opts.calibration and not any(v in presets.CALIBRATED_VARIANTS for v in variants):
+        names = " and ".join(presets.CALIBRATED_VARIANTS)
+        raise UserError(f"--calibration is used only by the {names} variants; add one to --variants")
     for name in ("calibration_texts", "sample_texts", "max_length"):
         if getattr(opts, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1")
@@ -139,6 +142,14 @@ def plan(opts: ExportOptions) -> _Plan:
 def _check_device(kind: str, device: str, variants: tuple[str, ...]) -> None:
     import onnxruntime as ort
 
+    openvino = [v for v in variants if v in presets.OPENVINO_VARIANTS]
+    if openvino and kind == "cuda":
+        raise UserError(
+            f"{openvino[0]} runs on the CPU only (OpenVINO has no CUDA device); export it with --device cpu"
+        )
+    if openvino:
+        _check_openvino(openvino)
+
     providers = ort.get_available_providers()
     if kind == "cpu" and "fp16" in variants:
         raise UserError(
@@ -159,13 +170,26 @@ def _check_device(kind: str, device: str, variants: tuple[str, ...]) -> None:
         assert CUDA_PROVIDER in providers
 
 
+def _check_openvino(variants: list[str]) -> None:
+    import importlib.util
+
+    missing = [m for m in ("openvino", "nncf") if importlib.util.find_spec(m) is None]
+    if "openvino-int8" not in variants and "nncf" in missing:
+        missing.remove("nncf")
+    if missing:
+        raise UserError(
+            f"the {variants[0]} variant needs {' and '.join(missing)}, which this install lacks: "
+            "pip install 'studentpack[openvino]'"
+        )
+
+
 def _texts(opts: ExportOptions, variants: tuple[str, ...]) -> tuple[list[str], list[str], dict[str, Any]]:
     """Accuracy sample and calibration texts; disjoint when they come from the same corpus."""
     from studentpack.corpus import load_corpus
     from studentpack.sources import EMBEDDED_CORPUS
 
     needs_sample = any(v in presets.ACCURACY_VARIANTS for v in variants)
-    needs_calibration = "int8-static" in variants
+    needs_calibration = any(v in presets.CALIBRATED_VARIANTS for v in variants)
     sample_spec = opts.sample or EMBEDDED_CORPUS
     calibration_spec = opts.calibration or EMBEDDED_CORPUS
     sample: list[str] = []
@@ -292,7 +316,7 @@ def export_variants(opts: ExportOptions, log: Callable[[str], None] = print) -> 
         remove_stale_temporaries(p.triton)
     with atomic_dir(p.out, overwrite=opts.overwrite) as tmp:
         results = _Builder(opts, p, tmp, log).run()
-        accepted = {r.variant: r.path for r in results if r.accepted}
+        accepted = {r.variant: r.path for r in results if r.accepted and r.variant not in presets.OPENVINO_VARIANTS}
         for r in results:  # paths under their final names
             r.path = p.out / r.path.relative_to(tmp)
         if p.triton is not None and accepted:
@@ -338,7 +362,24 @@ class _Builder:
         for variant in wanted:
             results[variant] = self._file(variant, *built[variant])
         remove_tree(self.work)
+        accepted = {v: r.path for v, r in results.items() if r.accepted}
+        if self.opts.speed_trial and len(accepted) > 1:
+            self._speed_trial(accepted, results)
         return [results[v] for v in wanted]
+
+    def _speed_trial(self, accepted: dict[str, Path], results: dict[str, VariantResult]) -> None:
+        from studentpack.export.speed import speed_trial
+
+        texts = self.p.sample or self.p.calibration
+        if not texts:
+            from studentpack.corpus import load_corpus
+            from studentpack.sources import EMBEDDED_CORPUS
+
+            texts = load_corpus([EMBEDDED_CORPUS]).texts[:512]
+        blocks = speed_trial(accepted, self.tokenizer, texts, self.opts.threads, self.info.max_length, log=self.log)
+        for variant, block in blocks.items():
+            results[variant].record["speed"] = block
+            write_json(accepted[variant] / "export.json", results[variant].record)
 
     # ---------------------------------------------------------------- building
 
@@ -421,6 +462,17 @@ class _Builder:
     def _session(self, directory: Path) -> Any:
         from studentpack.engines.ort import OrtSession
 
+        if (directory / "model.xml").is_file():
+            from studentpack.engines.openvino import OvSession
+
+            return OvSession(
+                directory / "model.xml",
+                self.tokenizer,
+                threads=self.opts.threads,
+                max_length=self.info.max_length,
+                warmup=False,
+                info={**self.info.as_dict(), **read_export_info(directory)},
+            )
         return OrtSession(
             directory / "model.onnx",
             self.tokenizer,
@@ -432,18 +484,18 @@ class _Builder:
         )
 
     def _encoder(self, directory: Path, variant: str) -> Any:
-        from studentpack.engines.ort import OrtEncoder
+        from studentpack.engines.graph import GraphEncoder
 
         session = self._session(directory)
         session.max_length = min(self.opts.max_length, self.info.max_length)
-        return OrtEncoder(session, variant)
+        return GraphEncoder(session, variant)
 
     # ---------------------------------------------------------------- filing
 
     def _file(self, variant: str, directory: Path, figures: dict[str, Any], failure: GateError | None) -> VariantResult:
         accepted = failure is None
         reason = "" if accepted else str(failure)
-        record = self._record(variant, figures, directory / "model.onnx", reason)
+        record = self._record(variant, figures, graph_file(directory), reason)
         write_json(directory / "export.json", record)
         dest = self.tmp / variant if accepted else self.tmp / REJECTED / variant
         with atomic_dir(dest) as staging:
@@ -472,9 +524,12 @@ class _Builder:
             "isa": self._isa() if variant in presets.INT8_VARIANTS else None,
             "gates": dataclasses.asdict(self.opts.gates),
             **figures,
-            "corpora": {k: v for k, v in self.p.corpora.items() if k == "sample" or variant == "int8-static"},
-            "file_bytes": model.stat().st_size if model else None,
+            "corpora": {
+                k: v for k, v in self.p.corpora.items() if k == "sample" or variant in presets.CALIBRATED_VARIANTS
+            },
+            "file_bytes": _graph_bytes(model) if model else None,
             "model_sha256": _sha256(model) if model else None,
+            **({"weights_sha256": _sha256(model.with_suffix(".bin"))} if model and model.suffix == ".xml" else {}),
             "versions": self.versions,
             "machine": machine(),
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -540,8 +595,14 @@ def _accuracy_line(figures: dict[str, Any]) -> str:
     return line
 
 
+def _graph_bytes(model: Path) -> int:
+    """The graph and its weights: model.onnx alone, or model.xml + model.bin."""
+    weights = model.with_suffix(".bin")
+    return model.stat().st_size + (weights.stat().st_size if model.suffix == ".xml" and weights.is_file() else 0)
+
+
 def _opset(model: Path | None) -> int | None:
-    if model is None:
+    if model is None or model.suffix != ".onnx":
         return None
     import onnx
 
@@ -550,7 +611,7 @@ def _opset(model: Path | None) -> int | None:
 
 
 def _ir_version(model: Path | None) -> int | None:
-    if model is None:
+    if model is None or model.suffix != ".onnx":
         return None
     import onnx
 

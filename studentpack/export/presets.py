@@ -18,12 +18,14 @@ from dataclasses import dataclass
 
 from studentpack.errors import UserError
 
-VARIANTS = ("fp32", "fused", "int8-dynamic", "int8-static", "fp16")
+VARIANTS = ("fp32", "fused", "int8-dynamic", "int8-static", "fp16", "openvino", "openvino-int8")
 DEFAULT_CPU_VARIANTS = ("fp32", "fused", "int8-dynamic")
 DEFAULT_CUDA_VARIANTS = ("fp32", "fused", "fp16")
-INT8_VARIANTS = ("int8-dynamic", "int8-static")
-PARITY_VARIANTS = ("fp32", "fused")  # judged by max-abs parity against PyTorch
-ACCURACY_VARIANTS = ("int8-dynamic", "int8-static", "fp16")  # judged against the fp32 graph
+INT8_VARIANTS = ("int8-dynamic", "int8-static")  # ONNX Runtime INT8: quantized for this CPU's ISA preset
+OPENVINO_VARIANTS = ("openvino", "openvino-int8")  # OpenVINO's own format (model.xml), CPU only
+CALIBRATED_VARIANTS = ("int8-static", "openvino-int8")  # activation ranges measured on calibration text
+PARITY_VARIANTS = ("fp32", "fused", "openvino")  # judged by max-abs parity against PyTorch
+ACCURACY_VARIANTS = ("int8-dynamic", "int8-static", "fp16", "openvino-int8")  # judged against the fp32 graph
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
 
 # flags that decide the preset, recorded in export.json beside the choice
@@ -49,12 +51,21 @@ PRESETS: dict[str, IsaPreset] = {
 def parse_variants(spec: str | Sequence[str] | None, device: str) -> tuple[str, ...]:
     """`fp32,int8-dynamic` -> a validated tuple in canonical order; None -> the device's default set."""
     if spec is None or spec == "" or spec == ():
-        return DEFAULT_CUDA_VARIANTS if device.startswith("cuda") else DEFAULT_CPU_VARIANTS
+        if device.startswith("cuda"):
+            return DEFAULT_CUDA_VARIANTS
+        return DEFAULT_CPU_VARIANTS + (OPENVINO_VARIANTS if openvino_installed() else ())
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
     unknown = [s for s in items if s not in VARIANTS]
     if unknown or not items:
         raise UserError(f"unknown variant {unknown[0] if unknown else '(empty)'!r}; choose from {', '.join(VARIANTS)}")
     return tuple(v for v in VARIANTS if v in items)
+
+
+def openvino_installed() -> bool:
+    """OpenVINO and NNCF importable (studentpack[openvino]); checked without importing them."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
 
 
 def relevant_flags(flags: Sequence[str]) -> list[str]:

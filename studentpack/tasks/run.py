@@ -17,6 +17,7 @@ from typing import Any
 
 from studentpack import atomic
 from studentpack.engines import is_classifier_config
+from studentpack.engines.graph import is_variant_dir
 from studentpack.errors import UserError
 from studentpack.sources import DEFAULT_TEACHER, packaged_teacher_dir, read_model_config, resolve_model
 from studentpack.tasks import data as D
@@ -70,9 +71,9 @@ def resolve(spec: str, role: str = "model") -> ModelRef:
         path = resolve_model(spec, role).path  # a hub id for users with network; else "not found"
     if not path.is_dir():
         raise UserError(f"{role} {spec} is a file; give a model directory, an ONNX variant directory or a URL")
-    kind = "onnx" if (path / "model.onnx").is_file() else "torch"
+    kind = "onnx" if is_variant_dir(path) else "torch"  # "onnx": an exported graph, ORT or OpenVINO
     if kind == "torch" and not (path / "config.json").is_file():
-        raise UserError(f"{role} {spec} is not a model directory: it has no config.json (nor model.onnx)")
+        raise UserError(f"{role} {spec} is not a model directory: it has no config.json (nor an exported graph)")
     key = f"{EXPORT_DIR}/{path.resolve().name}" if _run_of_variant(path, kind) else path.resolve().name
     return ModelRef(str(path), key, kind, path, packaged=_is_packaged(path))
 

@@ -19,7 +19,7 @@ import numpy as np
 
 class BuildContext(Protocol):
     """What a variant's `make` may use: the export's options, the loaded model, and the work directory
-    in which every graph built so far lives under <work>/<variant>/model.onnx."""
+    in which every graph built so far lives under <work>/<variant>/ (model.onnx, or model.xml for OpenVINO)."""
 
     opts: Any  # pipeline.ExportOptions
     p: Any  # pipeline._Plan (preset, calibration texts, corpora)
@@ -35,7 +35,7 @@ class BuildContext(Protocol):
 @dataclass(frozen=True)
 class VariantSpec:
     name: str
-    make: Callable[[BuildContext, Path], dict[str, Any]]  # writes <dir>/model.onnx, returns its figures
+    make: Callable[[BuildContext, Path], dict[str, Any]]  # writes <dir>/model.onnx (or .xml), returns its figures
     parents: Callable[[Any], tuple[str, ...]]  # ExportOptions -> the graphs it is built from
 
 
@@ -43,9 +43,10 @@ class VariantSpec:
 def registry() -> dict[str, VariantSpec]:
     """Variant name -> spec, in build order (a variant comes after the graphs it is built from). Built on
     first use: the variant modules import heavy libraries only inside `make`, but are not needed to plan."""
-    from studentpack.export.variants import fp16, fp32, fused, int8_dynamic, int8_static
+    from studentpack.export.variants import fp16, fp32, fused, int8_dynamic, int8_static, openvino
 
-    return {spec.name: spec for spec in (fp32.SPEC, fused.SPEC, int8_dynamic.SPEC, int8_static.SPEC, fp16.SPEC)}
+    specs = (fp32.SPEC, fused.SPEC, int8_dynamic.SPEC, int8_static.SPEC, fp16.SPEC, openvino.SPEC, openvino.INT8_SPEC)
+    return {spec.name: spec for spec in specs}
 
 
 def needed(wanted: tuple[str, ...], opts: Any) -> set[str]:

@@ -1,14 +1,16 @@
-"""Backend over an exported ONNX variant directory, through `studentpack.engines.ort`.
+"""Backend over an exported variant directory: ONNX Runtime (model.onnx) or OpenVINO (model.xml),
+through `studentpack.engines.graph.open_session`.
 
-The session, its providers and the CUDA-fallback guard come from `runtime.open_onnx` (an
-`OrtEncoder` with its `OrtSession`); this module only tokenizes without padding (so the batcher
-can pad each batch to its own longest row) and runs padded batches.
+The session, its threads and the no-silent-CPU-fallback guard come from the engine; this module only
+tokenizes without padding (so the batcher can pad each batch to its own longest row) and runs padded
+batches.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,17 +18,21 @@ from serving.backends import Kind, ModelInfo, TextTokenizer, Tokenized, pad_batc
 from studentpack.errors import UserError
 from studentpack.pooling import l2_normalize_np
 
-_INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
+# Open Inference Protocol platform string per engine
+_PLATFORMS = {"OrtSession": "onnxruntime_onnx", "OvSession": "openvino"}
 
 
-class OnnxBackend:
-    def __init__(self, path: Path, device: str, max_length: int, threads: int, spin: bool = False) -> None:
-        from studentpack.engines.ort import OrtEncoder, OrtSession
+class GraphBackend:
+    def __init__(
+        self, path: Path, device: str, max_length: int, threads: int, spin: bool = False, max_batch: int = 0
+    ) -> None:
+        from studentpack.engines.graph import GraphEncoder, open_session
 
-        self.session = OrtSession.open(
-            path, device=device, threads=threads or None, max_length=max_length, spinning=spin
-        )
-        encoder = OrtEncoder(self.session, str(path))
+        options: dict[str, Any] = {"spinning": spin}
+        if max_batch:  # warm the largest batch too, so the first full batch does not pay for its allocation
+            options["warmup_shapes"] = ((max_batch, max_length),)
+        self.session = open_session(path, device=device, threads=threads or None, max_length=max_length, **options)
+        encoder = GraphEncoder(self.session, str(path))
         kind: Kind = "classifier" if encoder.labels else "embedding"
         outputs = self.session.output_names
         if kind == "classifier":
@@ -35,8 +41,7 @@ class OnnxBackend:
             self._output, self._pool = "sentence_embedding", False
         else:  # an older graph with token states only: pool here (masked mean + L2)
             self._output, self._pool = outputs[0], True
-        graph_inputs = self.session.session.get_inputs()
-        self._inputs = {i.name: _INT_TYPES.get(i.type, np.int64) for i in graph_inputs}
+        self._inputs = dict(self.session.input_types)
         unknown = sorted(set(self._inputs) - {"input_ids", "attention_mask", "token_type_ids"})
         if unknown:
             raise UserError(f"{path}: the graph wants inputs the server cannot make: {', '.join(unknown)}")
@@ -45,7 +50,7 @@ class OnnxBackend:
             kind=kind,
             dim=len(encoder.labels) if encoder.labels else self._width(),
             max_length=self.session.max_length,
-            platform="onnxruntime_onnx",
+            platform=_PLATFORMS.get(type(self.session).__name__, "onnxruntime_onnx"),
             device=device,
             providers=list(self.session.providers),
             labels=list(encoder.labels),
@@ -53,9 +58,9 @@ class OnnxBackend:
         )
 
     def _width(self) -> int:
-        for out in self.session.session.get_outputs():
-            if out.name == self._output and isinstance(out.shape[-1], int):
-                return int(out.shape[-1])
+        width = self.session.output_width(self._output)
+        if width:
+            return width
         return int(self.session.info.get("hidden_size") or self.run([[0, 0]], [None]).shape[1])
 
     def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Tokenized:
@@ -68,7 +73,9 @@ class OnnxBackend:
             "attention_mask": batch.attention_mask,
             "token_type_ids": batch.token_type_ids,
         }
-        feeds = {name: arrays[name].astype(dtype, copy=False) for name, dtype in self._inputs.items()}
+        feeds: dict[str, np.ndarray] = {
+            name: arrays[name].astype(dtype, copy=False) for name, dtype in self._inputs.items()
+        }
         out = self.session.run(feeds, [self._output])[self._output]
         if self._pool:
             mask = batch.attention_mask[..., None].astype(out.dtype)  # (B, T, 1)

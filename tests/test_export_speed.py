@@ -1,0 +1,36 @@
+"""The export's speed trial: feeds of exactly `seq` real tokens, the ranking, and the pick of the fastest."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from studentpack.export.speed import fastest_of, rank, trial_feeds
+from tests.tiny import SENTENCES, make_tokenizer
+
+
+def test_trial_feeds_are_full_rows_of_real_tokens() -> None:
+    tokenizer = make_tokenizer()
+    feeds = trial_feeds(tokenizer, SENTENCES[:2], batch=3, seq=40)  # too little text: it repeats
+    ids = feeds["input_ids"]
+    assert ids.shape == (3, 40) and feeds["attention_mask"].all() and not feeds["token_type_ids"].any()
+    assert (ids[:, 0] == tokenizer.cls_token_id).all() and (ids[:, -1] == tokenizer.sep_token_id).all()
+    body = ids[:, 1:-1]
+    assert not np.isin(body, [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id]).any()
+    assert not (body == body[0]).all()  # consecutive text, not one row copied
+
+
+def test_rank_names_the_fastest_per_batch_and_the_ratios() -> None:
+    blocks = rank({"a": {1: 10.0, 32: 200.0}, "b": {1: 8.0, 32: 250.0}}, seq=128, threads=2)
+    assert blocks["a"]["fastest"] == blocks["b"]["fastest"] == {"1": "b", "32": "a"}
+    assert blocks["a"]["times_the_fastest"] == {"1": 1.25, "32": 1.0}
+    assert blocks["b"]["times_the_fastest"] == {"1": 1.0, "32": 1.25}
+    assert blocks["a"]["median_ms"] == {"1": 10.0, "32": 200.0} and blocks["a"]["compared"] == ["a", "b"]
+
+
+@pytest.mark.parametrize(("batch", "expected"), [(1, "b"), (32, "a")])
+def test_fastest_of_reads_the_records(batch: int, expected: str) -> None:
+    blocks = rank({"a": {1: 10.0, 32: 200.0}, "b": {1: 8.0, 32: 250.0}, "c": {1: 1.0, 32: 1.0}}, 128, 2)
+    records = {name: {"speed": block} for name, block in blocks.items()}
+    assert fastest_of(records, ["a", "b"], batch) == expected  # c is faster but not a candidate
+    assert fastest_of({"a": {}, "b": {}}, ["a", "b"]) is None  # no trial ran
