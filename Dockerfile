@@ -19,7 +19,6 @@ ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 WORKDIR /opt/studentpack
 COPY pyproject.toml README.md ./
 COPY studentpack ./studentpack
-COPY serving ./serving
 
 FROM base AS cpu
 # the CPU build of torch first: the project's range (<2.14) would otherwise pull a multi-GB CUDA build

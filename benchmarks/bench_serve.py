@@ -1,11 +1,11 @@
-"""Serving overhead: in-process OrtSession vs the same variant behind `studentpack serve`, in one run.
+"""Serving overhead: an in-process session (ORT or OpenVINO) vs the same variant behind `studentpack serve`.
 
 Same model, same threads, same texts, same machine, measured interleaved so that slow spells of
 a shared machine hit both sides alike:
 
 1. Latency at concurrency 1 (one text per request). Request i runs on every path before request
-   i+1: in-process `OrtSession.run_texts([text])`; the server's engine path without HTTP (tokenize
-   without padding + session.run, `serving.onnx_backend`); and POST /v1/embeddings (float JSON),
+   i+1: in-process `session.run_texts([text])`; the server's engine path without HTTP (tokenize
+   without padding + session.run, `studentpack.serving.graph_backend`); and POST /v1/embeddings (float JSON),
    /v1/embeddings (base64) and /v2/models/NAME/infer (OIP JSON) on a `studentpack serve`
    subprocess, over one keep-alive `http.client` connection, timed from request sent to response
    body read. `server_overhead_ms.p50` = served float p50 - in-process p50 (aim: <= 1 ms). The
@@ -20,9 +20,10 @@ server's default; --spin turns it on for both). On the 2-core development machin
 threads of one process took the cores the other needed: served-minus-in-process p50 was about
 5 ms with spinning against about 1 ms without, and in-process latency itself was lower without.
 
-Texts: sentences from the embedded corpus (every CPython ships it), 8-40 words, the same pool in
-the same order everywhere. The model is an exported variant directory (--model), or by default
-the packaged teacher exported to --variant under --work (reused when present).
+Texts: SST-2 dev sentences (real short text, about 20 words; `--texts-from embedded` takes 8-40 word
+sentences from the embedded corpus instead), the same pool in the same order everywhere. The model
+is an exported variant directory (--model), or by default the packaged teacher exported to
+--variant under --work (reused when present).
 
     python benchmarks/bench_serve.py                         # teacher int8-dynamic, threads 2
     python benchmarks/bench_serve.py --model runs/x/onnx/fused --requests 200 --duration 20
@@ -66,7 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/studentpack-bench-serve"), help="export cache")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads, both sides")
     parser.add_argument("--spin", action="store_true", help="let idle onnxruntime threads busy-wait, both sides")
+    parser.add_argument("--server-spin", action="store_true", help="let the server's idle threads busy-wait (only)")
     parser.add_argument("--texts", type=int, default=512, help="size of the text pool")
+    parser.add_argument(
+        "--texts-from", choices=["sst2", "embedded"], default="sst2", help="SST-2 dev sentences or embedded text"
+    )
     parser.add_argument("--requests", type=int, default=400, help="timed requests at concurrency 1")
     parser.add_argument("--warmup", type=int, default=30, help="untimed requests before each measurement")
     parser.add_argument("--concurrency", type=int, default=32)
@@ -85,8 +90,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # ------------------------------------------------------------------------------------------ inputs
 
 
-def text_pool(n: int) -> list[str]:
-    """Sentences of 8-40 words from the embedded corpus, deterministic order."""
+def text_pool(n: int, source: str = "sst2") -> list[str]:
+    """`n` real sentences in a deterministic order: SST-2 dev (its own length mix; this checkout's
+    ../shared/data) or sentences of 8-40 words from the embedded corpus."""
+    if source == "sst2":
+        from studentpack.tasks import data as task_data
+
+        table = task_data.read_table(task_data.locate(str(ROOT.parent / "shared" / "data" / "sst2"), "eval"))
+        sentences = [str(row["sentence"]) for row in table.rows]
+        return [sentences[i % len(sentences)] for i in range(n)]
     from studentpack.corpus import embedded_paragraphs
 
     sentences = []
@@ -107,7 +119,7 @@ def variant_dir(args: argparse.Namespace) -> Path:
     from studentpack.sources import packaged_teacher_dir
 
     out = args.work / "teacher-onnx"
-    if not (out / args.variant / "model.onnx").is_file():
+    if not (out / args.variant / "export.json").is_file():
         print(f"exporting the packaged teacher to {out}/{args.variant} ...", file=sys.stderr)
         options = ExportOptions(
             model=str(packaged_teacher_dir()),
@@ -145,7 +157,7 @@ class ServerProcess:
             sys.executable, "-m", "studentpack", "serve", f"{MODEL_NAME}={model}", "--port", "0",
             "--threads", str(args.threads), "--max-batch", str(args.concurrency),
             "--max-wait-ms", str(args.max_wait_ms), "--max-queue", str(max(1024, 4 * args.concurrency)),
-            "--log-level", "warning", *(["--spin"] if args.spin else []),
+            "--log-level", "warning", *(["--spin"] if args.spin or args.server_spin else []),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         assert self.process.stderr is not None
@@ -242,10 +254,13 @@ def latency_c1(server: ServerProcess, local: Any, backend: Any, texts: list[str]
     for form, (path, data) in bodies.items():
         paths[form] = functools.partial(_post_nth, conn, path, data, parts[form])
     times: dict[str, list[float]] = {name: [] for name in paths}
+    names = list(paths)
     for i in range(args.warmup + args.requests):
-        for name, fn in paths.items():
+        # the order rotates: the path that runs right after another process's work pays that process's
+        # wake-ups (measured: the first served form after the two in-process ones was 0.6 ms slower)
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             start = time.perf_counter()
-            fn(i % len(texts))
+            paths[name](i % len(texts))
             if i >= args.warmup:
                 times[name].append(time.perf_counter() - start)
     conn.close()
@@ -394,17 +409,17 @@ def _export_summary(model: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from serving.onnx_backend import OnnxBackend
     from studentpack.atomic import write_json
-    from studentpack.engines.ort import OrtSession
+    from studentpack.engines.graph import open_session
+    from studentpack.serving.graph_backend import GraphBackend
 
     model = variant_dir(args)
-    texts = text_pool(args.texts)
+    texts = text_pool(args.texts, args.texts_from)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     machine_facts = facts(args, model)
-    session = OrtSession.open(model, threads=args.threads, spinning=args.spin)
+    session = open_session(model, threads=args.threads, spinning=args.spin)
     output = "sentence_embedding" if "sentence_embedding" in session.output_names else session.output_names[0]
-    backend = OnnxBackend(model, device="cpu", max_length=session.max_length, threads=args.threads, spin=args.spin)
+    backend = GraphBackend(model, device="cpu", max_length=session.max_length, threads=args.threads, spin=args.spin)
     server = ServerProcess(model, args)
     try:
         print("latency at concurrency 1 ...", file=sys.stderr)
@@ -422,7 +437,9 @@ def main(argv: list[str] | None = None) -> None:
         "settings": {
             "threads": args.threads,
             "spinning": args.spin,
+            "server_spinning": args.spin or args.server_spin,
             "texts": len(texts),
+            "texts_from": args.texts_from,
             "mean_words": statistics.mean(len(t.split()) for t in texts),
             "max_length": session.max_length,
             "requests_c1": args.requests,

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from serving.backends import Kind, ModelInfo, Tokenized
+from studentpack.serving.backends import Kind, ModelInfo, Tokenized
 
 
 class FakeBackend:
@@ -118,9 +118,9 @@ async def lifespan(app: Any) -> AsyncIterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    from serving.app import create_app
-    from serving.config import ServeConfig
-    from serving.runner import bind, serve
+    from studentpack.serving.app import create_app
+    from studentpack.serving.config import ServeConfig
+    from studentpack.serving.runner import bind, serve
 
     parser = argparse.ArgumentParser(prog="python -m tests.fake_server", description="a real server over FakeBackend")
     parser.add_argument("--port", type=int, default=0)

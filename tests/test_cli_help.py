@@ -9,7 +9,17 @@ import pytest
 
 from studentpack.cli import VERBS
 
-HEAVY = ("torch", "onnxruntime", "transformers", "onnx", "accelerate", "starlette", "uvicorn", "serving.app", "sklearn")
+HEAVY = (
+    "torch",
+    "onnxruntime",
+    "transformers",
+    "onnx",
+    "accelerate",
+    "starlette",
+    "uvicorn",
+    "studentpack.serving.app",
+    "sklearn",
+)
 PROBE = """
 import sys
 from studentpack.cli import main

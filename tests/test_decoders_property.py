@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from serving.validation import ApiError, TextRequest, parse_classify, parse_embeddings, parse_infer
+from studentpack.serving.validation import ApiError, TextRequest, parse_classify, parse_embeddings, parse_infer
 
 MAX_INPUTS = 8
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from studentpack.export.speed import fastest_of, rank, trial_feeds
+from studentpack.export.speed import fastest_of, rank, text_feeds, trial_feeds
 from tests.tiny import SENTENCES, make_tokenizer
 
 
@@ -21,16 +21,24 @@ def test_trial_feeds_are_full_rows_of_real_tokens() -> None:
 
 
 def test_rank_names_the_fastest_per_batch_and_the_ratios() -> None:
-    blocks = rank({"a": {1: 10.0, 32: 200.0}, "b": {1: 8.0, 32: 250.0}}, seq=128, threads=2)
+    blocks = rank({"a": {"1": 10.0, "32": 200.0}, "b": {"1": 8.0, "32": 250.0}}, seq=128, threads=2)
     assert blocks["a"]["fastest"] == blocks["b"]["fastest"] == {"1": "b", "32": "a"}
     assert blocks["a"]["times_the_fastest"] == {"1": 1.25, "32": 1.0}
     assert blocks["b"]["times_the_fastest"] == {"1": 1.0, "32": 1.25}
     assert blocks["a"]["median_ms"] == {"1": 10.0, "32": 200.0} and blocks["a"]["compared"] == ["a", "b"]
 
 
-@pytest.mark.parametrize(("batch", "expected"), [(1, "b"), (32, "a")])
-def test_fastest_of_reads_the_records(batch: int, expected: str) -> None:
-    blocks = rank({"a": {1: 10.0, 32: 200.0}, "b": {1: 8.0, 32: 250.0}, "c": {1: 1.0, 32: 1.0}}, 128, 2)
+@pytest.mark.parametrize(("shape", "expected"), [("1", "b"), ("32", "a")])
+def test_fastest_of_reads_the_records(shape: str, expected: str) -> None:
+    blocks = rank({"a": {"1": 10.0, "32": 200.0}, "b": {"1": 8.0, "32": 250.0}, "c": {"1": 1.0, "32": 1.0}}, 128, 2)
     records = {name: {"speed": block} for name, block in blocks.items()}
-    assert fastest_of(records, ["a", "b"], batch) == expected  # c is faster but not a candidate
+    assert fastest_of(records, ["a", "b"], shape) == expected  # c is faster but not a candidate
     assert fastest_of({"a": {}, "b": {}}, ["a", "b"]) is None  # no trial ran
+
+
+def test_text_feeds_are_one_unpadded_text_each() -> None:
+    tokenizer = make_tokenizer()
+    feeds = text_feeds(tokenizer, SENTENCES * 4, max_length=64)
+    assert len(feeds) == 32  # at most TEXTS
+    assert all(f["input_ids"].shape[0] == 1 and f["attention_mask"].all() for f in feeds)
+    assert len({f["input_ids"].shape[1] for f in feeds}) > 1  # each at its own length

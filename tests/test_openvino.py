@@ -22,7 +22,7 @@ pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 
 LAYERS = 4  # tests/tiny.py's default
-VARIANTS = ("fp32", "openvino", "openvino-int8")
+VARIANTS = ("fp32", "openvino", "openvino-bf16", "openvino-int8")
 
 
 @pytest.fixture(scope="module")
@@ -40,12 +40,13 @@ def test_variants_accepted_with_their_files_and_figures(exported: tuple[Path, li
     out, results = exported
     assert [r.variant for r in results] == list(VARIANTS)
     assert all(r.accepted for r in results), [r.reason for r in results]
-    for variant in ("openvino", "openvino-int8"):
+    for variant in ("openvino", "openvino-bf16", "openvino-int8"):
         files = {p.name for p in (out / variant).iterdir()}
         assert {"model.xml", "model.bin", "export.json", "tokenizer.json", "config.json"} <= files
         assert "model.onnx" not in files
         record = json.loads((out / variant / "export.json").read_text())
-        assert record["status"] == "accepted" and record["openvino"]["inference_precision"] == "f32"
+        precision = "bf16" if variant == "openvino-bf16" else "f32"
+        assert record["status"] == "accepted" and record["openvino"]["inference_precision"] == precision
         size = (out / variant / "model.xml").stat().st_size + (out / variant / "model.bin").stat().st_size
         assert record["file_bytes"] == size and len(record["weights_sha256"]) == 64
         assert record["opset"] is None  # not an ONNX graph
@@ -68,6 +69,29 @@ def test_openvino_int8_stores_every_weight_matmul_in_8_bits(exported: tuple[Path
     full = ov.Core().read_model(str(out / "openvino" / "model.xml"))
     assert not [o for o in full.get_ops() if o.get_type_name() == "Constant" and o.get_element_type() == ov.Type.i8]
     assert (out / "openvino-int8" / "model.bin").stat().st_size < 0.6 * (out / "openvino" / "model.bin").stat().st_size
+
+
+def test_each_variant_runs_in_the_precision_it_was_gated_in(exported: tuple[Path, list[Any]]) -> None:
+    import openvino as ov
+
+    from studentpack.engines.openvino import OvSession
+    from studentpack.export.presets import BF16_FLAGS
+    from studentpack.provenance import cpu_flags
+
+    native_bf16 = any(flag in cpu_flags() for flag in BF16_FLAGS)
+    for variant, expected in (
+        ("openvino", ov.Type.f32),
+        ("openvino-int8", ov.Type.f32),
+        ("openvino-bf16", ov.Type.bf16),
+    ):
+        session = OvSession.open(exported[0] / variant, threads=1, warmup=False)
+        if variant == "openvino-bf16" and not native_bf16:
+            continue  # the plugin computes fp32 where the CPU has no bf16
+        assert session.compiled.get_property("INFERENCE_PRECISION_HINT") == expected, variant
+    for variant, precision in (("openvino", "f32"), ("openvino-bf16", "bf16"), ("openvino-int8", "f32")):
+        record = json.loads((exported[0] / variant / "export.json").read_text())
+        gate = record["parity" if variant == "openvino" else "accuracy"]
+        assert (gate["runtime"], gate["inference_precision"]) == ("OvSession", precision), variant  # gated as run
 
 
 def test_parity_with_pytorch_on_padded_mixed_length_batches(exported: tuple[Path, list[Any]], tiny_bert_dir: Path):

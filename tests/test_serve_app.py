@@ -17,10 +17,10 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.app import create_app
-from serving.backends import Backend, TorchBackend, pad_batch
-from serving.config import ServeConfig
 from studentpack.errors import GpuUnavailableError, UserError
+from studentpack.serving.app import create_app
+from studentpack.serving.backends import Backend, TorchBackend, pad_batch
+from studentpack.serving.config import ServeConfig
 from tests.fake_server import FakeBackend, lifespan
 from tests.tiny import (
     SENTENCES,

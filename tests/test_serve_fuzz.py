@@ -19,7 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from serving.openapi import document
+from studentpack.serving.openapi import document
 from tests.test_serve_e2e import Server, start
 from tests.test_serve_load import metric
 
@@ -84,7 +84,7 @@ def test_every_endpoint_answers_many_generated_requests(api_schema: Any, path: s
 
 
 def test_the_document_names_every_route_and_the_served_models(fake_server: Server) -> None:
-    from serving.app import create_app
+    from studentpack.serving.app import create_app
     from tests.fake_server import FakeBackend
 
     doc = httpx.get(f"{fake_server.url}/openapi.json", timeout=30).json()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from serving.backends import check_model_dir
 from studentpack.cli import main
 from studentpack.errors import UserError
 from studentpack.export.presets import preset_mismatch
+from studentpack.serving.backends import check_model_dir
 
 
 def _variant(path: Path, **record: object) -> Path:

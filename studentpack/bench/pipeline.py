@@ -211,8 +211,8 @@ class Pipeline:
         return [Served(f"{run}-{v}", run, v, onnx_dir / v) for v in exported]
 
     def _fastest_int8(self, run: str, onnx_dir: Path, exported: list[str]) -> list[str]:
-        """Keep one INT8 variant: the fastest at batch 1 in the export's speed trial (what a served p50 at
-        concurrency 1 is made of); the choice and its margin go into the report's notes."""
+        """Keep one INT8 variant: the fastest on one text at a time in the export's speed trial (what a served
+        p50 at concurrency 1 is made of); the choice and its margin go into the report's notes."""
         from studentpack.bench.pipeline_config import INT8_CANDIDATES
         from studentpack.export.speed import fastest_of
 
@@ -221,9 +221,11 @@ class Pipeline:
             return exported
         records = {v: json.loads((onnx_dir / v / "export.json").read_text(encoding="utf-8")) for v in candidates}
         chosen = fastest_of(records, candidates) or candidates[0]
-        times = {v: records[v].get("speed", {}).get("median_ms", {}).get("1") for v in candidates}
+        times = {v: records[v].get("speed", {}).get("median_ms", {}).get("text") for v in candidates}
         others = ", ".join(f"{v} {times[v]} ms" for v in candidates if v != chosen)
-        self.outcome.notes.append(f"{run}: serving {chosen} ({times[chosen]} ms at batch 1 in the export; {others})")
+        self.outcome.notes.append(
+            f"{run}: serving {chosen} ({times[chosen]} ms a text in the export's trial; {others})"
+        )
         return [v for v in exported if v not in INT8_CANDIDATES or v == chosen]
 
     def measure(self, served: list[Served]) -> None:

@@ -18,10 +18,11 @@ Export a model directory (a distilled student, a teacher, or a classifier fine-t
   int8-static    QDQ INT8 calibrated on corpus text (--calibration, --calibration-method)
   fp16           CUDA target (--device cuda; cannot be validated on a CPU-only machine)
   openvino       the fp32 graph in OpenVINO's format (model.xml + model.bin), computed in fp32
+  openvino-bf16  the same model with bf16 matrix products (CPUs with AVX512-BF16 or AMX)
   openvino-int8  that model quantized to 8 bits by NNCF, calibrated on corpus text (--calibration)
 
 The OpenVINO variants run on the CPU (studentpack[openvino], part of studentpack[cpu]); where
-OpenVINO is installed the default CPU set includes both.
+OpenVINO is installed the default CPU set includes them (openvino-bf16 only on a bf16 CPU).
 
 Graph outputs: token_embeddings (B, T, H) and sentence_embedding (B, H; mean-pooled, L2-normalised),
 or logits (B, C) for a classifier. Every variant is gated before it is handed over: fp32 and fused
@@ -94,8 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--variants",
         default=s,
         metavar="LIST",
-        help="comma list of fp32, fused, int8-dynamic, int8-static, fp16, openvino, openvino-int8 "
-        "(default: fp32,fused,int8-dynamic (+openvino,openvino-int8 when installed) on cpu; fp32,fused,fp16 on cuda)",
+        help="comma list of fp32, fused, int8-dynamic, int8-static, fp16, openvino, openvino-bf16, openvino-int8 "
+        "(default on cpu: fp32,fused,int8-dynamic and the OpenVINO ones where installed; on cuda: fp32,fused,fp16)",
     )
     parser.add_argument("--device", default=s, help="cpu (default), cuda or cuda:N: the target the gates run on")
     parser.add_argument("--overwrite", action="store_true", default=s, help="replace an existing --out / --triton")

@@ -130,8 +130,8 @@ def _packaged_if_default(path: Path) -> Path:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    from serving.config import ServeConfig
     from studentpack.config import apply_sets, build, load_file
+    from studentpack.serving.config import ServeConfig
 
     data = load_file(args.config) if args.config else {}
     data = apply_sets(data, args.set)
@@ -171,10 +171,10 @@ def run(args: argparse.Namespace) -> int:
     import functools
     import logging
 
-    from serving.app import create_app
-    from serving.auth import load_api_key
-    from serving.backends import check_model_dir, load_backend
-    from serving.runner import bind, serve
+    from studentpack.serving.app import create_app
+    from studentpack.serving.auth import load_api_key
+    from studentpack.serving.backends import check_model_dir, load_backend
+    from studentpack.serving.runner import bind, serve
 
     config = _config(args)
     if args.cpus:

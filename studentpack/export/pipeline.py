@@ -400,6 +400,7 @@ class _Builder:
         write_json(directory / "export.json", self._record(variant, {}))  # lets OrtSession read kind/labels
         self.log(f"{variant}: building")
         figures = make(directory)
+        write_json(directory / "export.json", self._record(variant, figures))  # the gate runs it as it will be run
         failure: GateError | None = None
         try:
             figures.update(self._gate(variant, directory))
@@ -448,7 +449,7 @@ class _Builder:
                 setattr(self, f"_{variant}_failed", True)
                 raise
             self.log(f"{variant}: parity max abs {figures['max_abs']:.2e} (<= {self.opts.gates.max_abs:g})")
-            return {"parity": figures}
+            return {"parity": {**figures, **_gated_as(session)}}
         if self._reference is None:
             self._reference = _Memo(self._encoder(self.work / "fp32", "fp32"))
         reference = self._reference
@@ -457,7 +458,7 @@ class _Builder:
             reference, candidate, self.p.sample, self.opts.gates, self.p.task_score, self.opts.eval_task or ""
         )
         self.log(f"{variant}: {_accuracy_line(figures)}")
-        return {"accuracy": figures}
+        return {"accuracy": {**figures, **_gated_as(candidate.session)}}
 
     def _session(self, directory: Path) -> Any:
         from studentpack.engines.ort import OrtSession
@@ -576,6 +577,12 @@ class _Memo:
                 texts, batch_size=batch_size, progress=progress, text_pairs=text_pairs
             )
         return self._cache[key]
+
+
+def _gated_as(session: Any) -> dict[str, Any]:
+    """How the gate ran the variant: a variant is handed over only as it was checked."""
+    precision = getattr(session, "precision", None)  # OpenVINO's inference precision
+    return {"runtime": type(session).__name__, **({"inference_precision": precision} if precision else {})}
 
 
 def _gate_key(variant: str) -> str:

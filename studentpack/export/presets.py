@@ -18,15 +18,17 @@ from dataclasses import dataclass
 
 from studentpack.errors import UserError
 
-VARIANTS = ("fp32", "fused", "int8-dynamic", "int8-static", "fp16", "openvino", "openvino-int8")
+VARIANTS = ("fp32", "fused", "int8-dynamic", "int8-static", "fp16", "openvino", "openvino-bf16", "openvino-int8")
 DEFAULT_CPU_VARIANTS = ("fp32", "fused", "int8-dynamic")
 DEFAULT_CUDA_VARIANTS = ("fp32", "fused", "fp16")
 INT8_VARIANTS = ("int8-dynamic", "int8-static")  # ONNX Runtime INT8: quantized for this CPU's ISA preset
-OPENVINO_VARIANTS = ("openvino", "openvino-int8")  # OpenVINO's own format (model.xml), CPU only
+OPENVINO_VARIANTS = ("openvino", "openvino-bf16", "openvino-int8")  # OpenVINO's own format (model.xml), CPU only
 CALIBRATED_VARIANTS = ("int8-static", "openvino-int8")  # activation ranges measured on calibration text
 PARITY_VARIANTS = ("fp32", "fused", "openvino")  # judged by max-abs parity against PyTorch
-ACCURACY_VARIANTS = ("int8-dynamic", "int8-static", "fp16", "openvino-int8")  # judged against the fp32 graph
+ACCURACY_VARIANTS = ("int8-dynamic", "int8-static", "fp16", "openvino-bf16", "openvino-int8")  # against fp32
 CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile")
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPUs on which OpenVINO's bf16 hint computes in bf16
 
 # flags that decide the preset, recorded in export.json beside the choice
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
@@ -53,7 +55,7 @@ def parse_variants(spec: str | Sequence[str] | None, device: str) -> tuple[str, 
     if spec is None or spec == "" or spec == ():
         if device.startswith("cuda"):
             return DEFAULT_CUDA_VARIANTS
-        return DEFAULT_CPU_VARIANTS + (OPENVINO_VARIANTS if openvino_installed() else ())
+        return DEFAULT_CPU_VARIANTS + default_openvino_variants()
     items = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else [s.strip() for s in spec]
     unknown = [s for s in items if s not in VARIANTS]
     if unknown or not items:
@@ -66,6 +68,18 @@ def openvino_installed() -> bool:
     import importlib.util
 
     return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
+
+
+def default_openvino_variants(flags: Sequence[str] | None = None) -> tuple[str, ...]:
+    """openvino and openvino-int8 where OpenVINO is installed, and openvino-bf16 where the CPU computes bf16."""
+    if not openvino_installed():
+        return ()
+    if flags is None:
+        from studentpack.provenance import cpu_flags
+
+        flags = cpu_flags()
+    bf16 = any(flag in flags for flag in BF16_FLAGS)
+    return tuple(v for v in OPENVINO_VARIANTS if bf16 or v != "openvino-bf16")
 
 
 def relevant_flags(flags: Sequence[str]) -> list[str]:

@@ -1,21 +1,26 @@
 """The export's speed trial: every accepted variant timed on this machine, so the choice between them
 (ONNX Runtime or OpenVINO, which INT8) follows a measurement here and not a figure from elsewhere.
 
-Each variant runs the same feeds: `batch` rows of real tokens, every row exactly `seq` tokens (the
-accuracy sample joined and cut), median of `repeats` timed runs after a warm-up, variants timed one
-after another with the same thread count. The figures are for choosing, on a machine that may be busy:
-`benchmarks/bench_export.py` is the careful measurement.
+Each variant runs the same feeds, median of the timed runs after a warm-up, variants timed one after
+another with the same thread count:
+- "1" and "32": batches of 1 and 32 rows of exactly `seq` real tokens (the accuracy sample joined and cut);
+- "text": one text per run at its own length, cycling through 32 texts of the accuracy sample (what a
+  served request at concurrency 1 costs; short texts favour the engine with the lower fixed cost per run:
+  ONNX Runtime's int8 beat OpenVINO's on SST-2 sentences at batch 1, and lost at 128 tokens).
+The figures are for choosing, on a machine that may be busy: `benchmarks/bench_export.py` is the careful
+measurement.
 
-Each variant's export.json gets a `speed` block: its own medians and, per batch size, the fastest
-accepted variant and how many times slower this one is (1.0 for the winner).
+Each variant's export.json gets a `speed` block: its own medians and, per shape, the fastest accepted
+variant and how many times slower this one is (1.0 for the winner).
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +28,8 @@ import numpy as np
 
 BATCHES = (1, 32)
 SEQ = 128
-REPEATS = {1: 20, 32: 3}  # timed runs per batch size: batch 32 of the teacher is ~0.2-0.5 s a run here
+TEXTS = 32  # distinct texts in the "text" shape
+REPEATS = {"1": 20, "32": 3, "text": 2 * TEXTS}  # timed runs per shape: batch 32 of the teacher is ~0.2-0.5 s
 
 
 def trial_feeds(tokenizer: Any, texts: Sequence[str], batch: int, seq: int) -> dict[str, np.ndarray]:
@@ -59,6 +65,15 @@ def median_ms(run: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
     return 1000.0 * statistics.median(times)
 
 
+def text_feeds(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[dict[str, np.ndarray]]:
+    """One feed per text (batch 1, no padding), for up to TEXTS texts."""
+    feeds = []
+    for text in list(texts)[:TEXTS]:
+        enc = tokenizer([text], truncation=True, max_length=max_length, return_tensors="np")
+        feeds.append({name: np.asarray(value, dtype=np.int64) for name, value in enc.items()})
+    return feeds
+
+
 def speed_trial(
     variants: dict[str, Path],
     tokenizer: Any,
@@ -72,44 +87,55 @@ def speed_trial(
     from studentpack.engines.graph import open_session
 
     seq = min(SEQ, max_length)
-    feeds = {batch: trial_feeds(tokenizer, texts, batch, seq) for batch in batches}
-    medians: dict[str, dict[int, float]] = {}
+    shapes: dict[str, list[dict[str, np.ndarray]]] = {
+        str(batch): [trial_feeds(tokenizer, texts, batch, seq)] for batch in batches
+    }
+    shapes["text"] = text_feeds(tokenizer, texts, max_length)
+    medians: dict[str, dict[str, float]] = {}
     for name, directory in variants.items():
         session = open_session(directory, threads=threads, warmup=False)
         output = "logits" if "logits" in session.output_names else session.output_names[-1]
         medians[name] = {}
-        for batch in batches:
-            inputs: dict[str, np.ndarray] = {
-                k: v.astype(session.input_types[k]) for k, v in feeds[batch].items() if k in session.input_types
-            }
-            run = functools.partial(session.run, inputs, [output])
-            medians[name][batch] = median_ms(run, REPEATS.get(batch, 5))
-        log(f"speed: {name}: " + ", ".join(f"batch {b} {medians[name][b]:.1f} ms" for b in batches))
+        for shape, feeds in shapes.items():
+            inputs: list[dict[str, np.ndarray]] = [
+                {k: v.astype(session.input_types[k]) for k, v in f.items() if k in session.input_types} for f in feeds
+            ]
+            run = functools.partial(_run_next, session, itertools.cycle(inputs), output)
+            medians[name][shape] = median_ms(run, REPEATS.get(shape, 5), warmup=max(2, len(inputs)))
+        log(f"speed: {name}: " + ", ".join(f"{_label(shape)} {medians[name][shape]:.1f} ms" for shape in shapes))
     return rank(medians, seq, threads)
 
 
-def rank(medians: dict[str, dict[int, float]], seq: int, threads: int | None) -> dict[str, dict[str, Any]]:
-    """Per variant: its medians, and per batch the fastest variant and this one's ratio to it."""
+def _run_next(session: Any, feeds: Iterator[dict[str, np.ndarray]], output: str) -> Any:
+    return session.run(next(feeds), [output])
+
+
+def _label(shape: str) -> str:
+    return "one text" if shape == "text" else f"batch {shape}"
+
+
+def rank(medians: dict[str, dict[str, float]], seq: int, threads: int | None) -> dict[str, dict[str, Any]]:
+    """Per variant: its medians, and per shape the fastest variant and this one's ratio to it."""
     blocks: dict[str, dict[str, Any]] = {}
-    batches = sorted({b for m in medians.values() for b in m})
-    fastest = {b: min(medians, key=lambda v: medians[v][b]) for b in batches}
+    shapes = sorted({shape for m in medians.values() for shape in m})
+    fastest = {shape: min(medians, key=lambda v: medians[v][shape]) for shape in shapes}
     for name, times in medians.items():
         blocks[name] = {
             "seq": seq,
             "threads": threads,
-            "median_ms": {str(b): round(times[b], 3) for b in batches},
-            "fastest": {str(b): fastest[b] for b in batches},
-            "times_the_fastest": {str(b): round(times[b] / medians[fastest[b]][b], 3) for b in batches},
+            "median_ms": {shape: round(times[shape], 3) for shape in shapes},
+            "fastest": {shape: fastest[shape] for shape in shapes},
+            "times_the_fastest": {shape: round(times[shape] / medians[fastest[shape]][shape], 3) for shape in shapes},
             "compared": sorted(medians),
         }
     return blocks
 
 
-def fastest_of(records: dict[str, dict[str, Any]], candidates: Sequence[str], batch: int = 1) -> str | None:
-    """The candidate with the lowest median at `batch` in its export.json speed block (None: no figures)."""
+def fastest_of(records: dict[str, dict[str, Any]], candidates: Sequence[str], shape: str = "text") -> str | None:
+    """The candidate with the lowest median for `shape` in its export.json speed block (None: no figures)."""
     timed = {
-        name: records[name]["speed"]["median_ms"][str(batch)]
+        name: records[name]["speed"]["median_ms"][shape]
         for name in candidates
-        if name in records and str(batch) in ((records[name].get("speed") or {}).get("median_ms") or {})
+        if name in records and shape in ((records[name].get("speed") or {}).get("median_ms") or {})
     }
     return min(timed, key=lambda name: timed[name]) if timed else None

@@ -45,7 +45,16 @@ def registry() -> dict[str, VariantSpec]:
     first use: the variant modules import heavy libraries only inside `make`, but are not needed to plan."""
     from studentpack.export.variants import fp16, fp32, fused, int8_dynamic, int8_static, openvino
 
-    specs = (fp32.SPEC, fused.SPEC, int8_dynamic.SPEC, int8_static.SPEC, fp16.SPEC, openvino.SPEC, openvino.INT8_SPEC)
+    specs = (
+        fp32.SPEC,
+        fused.SPEC,
+        int8_dynamic.SPEC,
+        int8_static.SPEC,
+        fp16.SPEC,
+        openvino.SPEC,
+        openvino.BF16_SPEC,
+        openvino.INT8_SPEC,
+    )
     return {spec.name: spec for spec in specs}
 
 

@@ -1,5 +1,6 @@
-"""openvino and openvino-int8: the fp32 graph in OpenVINO's own format (model.xml + model.bin), and that
-model quantized to 8 bits by NNCF post-training quantization calibrated on text.
+"""openvino, openvino-bf16 and openvino-int8: the fp32 graph in OpenVINO's own format (model.xml +
+model.bin); the same model run with bf16 matrix products; and that model quantized to 8 bits by NNCF
+post-training quantization calibrated on text.
 
 Both are read with `openvino.Core.read_model` from our own fp32 ONNX export; `openvino.convert_model`
 (the ovc tool) is not used because it sends usage telemetry by default. NNCF does too unless its CI
@@ -16,12 +17,14 @@ in fp32; NNCF's transformer preset quantizes every weight MatMul and keeps the s
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from studentpack.export.variants import BuildContext, VariantSpec
 
 MODEL_FILE = "model.xml"
+WEIGHTS_FILE = "model.bin"
 PRECISION = "f32"  # the CPU plugin computes non-quantized operators in fp32, as the graph was gated
 
 
@@ -65,6 +68,29 @@ def make_int8(ctx: BuildContext, directory: Path) -> dict[str, Any]:
     }
 
 
+def make_bf16(ctx: BuildContext, directory: Path) -> dict[str, Any]:
+    """The openvino model unchanged, run with the CPU plugin's bf16 precision hint: weights stay fp32 on
+    disk, matrix products run in bf16 where the CPU has it (AVX512-BF16, AMX), softmax and norms in fp32."""
+    import openvino as ov
+
+    from studentpack.export.presets import BF16_FLAGS
+    from studentpack.provenance import cpu_flags
+
+    for name in (MODEL_FILE, WEIGHTS_FILE):
+        shutil.copy2(ctx.work / "openvino" / name, directory / name)
+    native = sorted(set(BF16_FLAGS) & set(cpu_flags()))
+    if not native:
+        ctx.log("openvino-bf16: warning: this CPU has no bf16 instructions; OpenVINO will compute in fp32")
+    return {
+        "openvino": {
+            "version": ov.__version__,
+            "inference_precision": "bf16",
+            "source_graph": "openvino",
+            "bf16_cpu_flags": native,
+        }
+    }
+
+
 def _missing_nncf() -> Exception:
     from studentpack.errors import UserError
 
@@ -72,4 +98,5 @@ def _missing_nncf() -> Exception:
 
 
 SPEC = VariantSpec("openvino", make_fp32, lambda opts: ("fp32",))
+BF16_SPEC = VariantSpec("openvino-bf16", make_bf16, lambda opts: ("openvino",))
 INT8_SPEC = VariantSpec("openvino-int8", make_int8, lambda opts: ("openvino",))

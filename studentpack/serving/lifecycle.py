@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from serving.backends import Backend
-from serving.batcher import Batcher
-from serving.config import ServeConfig
-from serving.metrics import Metrics
+from studentpack.serving.backends import Backend
+from studentpack.serving.batcher import Batcher
+from studentpack.serving.config import ServeConfig
+from studentpack.serving.metrics import Metrics
 
 log = logging.getLogger("studentpack.serve")
 

@@ -222,7 +222,7 @@ def load_backend(
 
     backend: Backend
     if is_variant_dir(path):
-        from serving.graph_backend import GraphBackend
+        from studentpack.serving.graph_backend import GraphBackend
 
         backend = GraphBackend(path, device, max_length, threads, spin=spin, max_batch=max_batch)
     else:

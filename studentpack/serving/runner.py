@@ -22,9 +22,9 @@ from typing import Any
 
 import uvicorn
 
-from serving.config import ServeConfig
-from serving.lifecycle import Lifecycle
 from studentpack.errors import UserError
+from studentpack.serving.config import ServeConfig
+from studentpack.serving.lifecycle import Lifecycle
 
 log = logging.getLogger("studentpack.serve")
 

@@ -2,7 +2,7 @@
 
 Built per server from its config and the names it serves, so limits (texts per request) and the
 model names a request may use are part of the contract a fuzzer or client generator sees. The
-schemas describe what the validators in `serving.validation` accept: a body the schema forbids is
+schemas describe what the validators in `studentpack.serving.validation` accept: a body the schema forbids is
 answered 4xx, never 5xx (the schemathesis test in tests/test_serve_fuzz.py holds us to that).
 """
 

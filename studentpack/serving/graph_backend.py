@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from serving.backends import Kind, ModelInfo, TextTokenizer, Tokenized, pad_batch
 from studentpack.errors import UserError
 from studentpack.pooling import l2_normalize_np
+from studentpack.serving.backends import Kind, ModelInfo, TextTokenizer, Tokenized, pad_batch
 
 # Open Inference Protocol platform string per engine
 _PLATFORMS = {"OrtSession": "onnxruntime_onnx", "OvSession": "openvino"}

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.backends import Backend
-from serving.metrics import Metrics
+from studentpack.serving.backends import Backend
+from studentpack.serving.metrics import Metrics
 
 
 class QueueFull(Exception):

@@ -23,16 +23,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from serving import responses
-from serving.auth import OPEN_PATHS, ApiKey
-from serving.backends import Backend, Kind, ModelInfo
-from serving.batcher import DeadlineExceeded, QueueFull, Result, ShuttingDown
-from serving.config import ServeConfig
-from serving.lifecycle import Lifecycle, Loader, ModelSlot
-from serving.metrics import CONTENT_TYPE, UNKNOWN_MODEL, Metrics
-from serving.openapi import document
-from serving.validation import ApiError, parse_classify, parse_embeddings, parse_infer
 from studentpack import __version__
+from studentpack.serving import responses
+from studentpack.serving.auth import OPEN_PATHS, ApiKey
+from studentpack.serving.backends import Backend, Kind, ModelInfo
+from studentpack.serving.batcher import DeadlineExceeded, QueueFull, Result, ShuttingDown
+from studentpack.serving.config import ServeConfig
+from studentpack.serving.lifecycle import Lifecycle, Loader, ModelSlot
+from studentpack.serving.metrics import CONTENT_TYPE, UNKNOWN_MODEL, Metrics
+from studentpack.serving.openapi import document
+from studentpack.serving.validation import ApiError, parse_classify, parse_embeddings, parse_infer
 
 log = logging.getLogger("studentpack.serve")
 
