@@ -199,17 +199,22 @@ class ServerProcess:
 
 
 def post(
-    conn: http.client.HTTPConnection, path: str, body: bytes, sink: list[tuple[float, float]] | None = None
+    conn: http.client.HTTPConnection, path: str, body: bytes, sink: list[tuple[float, float, float]] | None = None
 ) -> bytes:
-    """One request; `sink` collects the server's own (queue ms, inference ms) from its timing headers."""
+    """One request; `sink` collects the server's own (queue, inference, handler total) ms from its headers."""
     conn.request("POST", path, body, {"Content-Type": "application/json"})
     response = conn.getresponse()
     data = response.read()
     if response.status != 200:
         raise RuntimeError(f"{path} answered {response.status}: {data[:200]!r}")
     if sink is not None:
+        total = re.search(r"total;dur=([0-9.]+)", response.getheader("server-timing", "") or "")
         sink.append(
-            (float(response.getheader("x-queue-time-ms", 0)), float(response.getheader("x-inference-time-ms", 0)))
+            (
+                float(response.getheader("x-queue-time-ms", 0)),
+                float(response.getheader("x-inference-time-ms", 0)),
+                float(total[1]) if total else float("nan"),
+            )
         )
     return data
 
@@ -241,7 +246,7 @@ def latency_c1(server: ServerProcess, local: Any, backend: Any, texts: list[str]
     session, output = local
     conn = server.connect()
     bodies = request_bodies(texts)
-    parts: dict[str, list[tuple[float, float]]] = {form: [] for form in bodies}
+    parts: dict[str, list[tuple[float, float, float]]] = {form: [] for form in bodies}
 
     def engine(text: str) -> None:
         tokens = backend.tokenize([text])
@@ -267,13 +272,19 @@ def latency_c1(server: ServerProcess, local: Any, backend: Any, texts: list[str]
     out = {name: summary(values) for name, values in times.items()}
     for form, values in parts.items():
         timed_parts = values[args.warmup :]
-        out[form]["server_queue_p50_ms"] = float(np.median([q for q, _ in timed_parts]))
-        out[form]["server_inference_p50_ms"] = float(np.median([i for _, i in timed_parts]))
+        out[form]["server_queue_p50_ms"] = float(np.median([q for q, _, _ in timed_parts]))
+        out[form]["server_inference_p50_ms"] = float(np.median([i for _, i, _ in timed_parts]))
+        # where a request's time goes beyond the model: in the handler (parse, tokenize, hand-off,
+        # serialise) and outside it (HTTP on both ends, the ASGI server, the client)
+        out[form]["server_handler_p50_ms"] = float(np.median([t - q - i for q, i, t in timed_parts]))
+        out[form]["outside_handler_p50_ms"] = float(
+            np.median([1000.0 * w - t for w, (_, _, t) in zip(times[form], timed_parts, strict=True)])
+        )
     return out
 
 
 def _post_nth(
-    conn: http.client.HTTPConnection, path: str, bodies: list[bytes], sink: list[tuple[float, float]], i: int
+    conn: http.client.HTTPConnection, path: str, bodies: list[bytes], sink: list[tuple[float, float, float]], i: int
 ) -> bytes:
     return post(conn, path, bodies[i], sink)
 

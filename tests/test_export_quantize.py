@@ -25,7 +25,14 @@ def test_isa_detection_from_cpu_flags() -> None:
 
 
 def test_variant_parsing() -> None:
-    assert presets.parse_variants(None, "cpu") == ("fp32", "fused", "int8-dynamic")
+    assert presets.parse_variants(None, "cpu") == (
+        "fp32",
+        "fused",
+        "int8-dynamic",
+        *presets.default_openvino_variants(),
+    )
+    assert presets.default_openvino_variants(["avx512_bf16"]) in (("openvino", "openvino-bf16", "openvino-int8"), ())
+    assert "openvino-bf16" not in presets.default_openvino_variants(["avx2", "avx512_vnni"])  # no bf16 CPU
     assert presets.parse_variants(None, "cuda:0") == ("fp32", "fused", "fp16")
     assert presets.parse_variants("int8-dynamic, fp32", "cpu") == ("fp32", "int8-dynamic")
     with pytest.raises(UserError, match="unknown variant"):
