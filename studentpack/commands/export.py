@@ -75,6 +75,10 @@ _FLAG_KEYS: dict[str, str] = {
     "eval_limit": "eval_limit",
     "triton": "triton",
     "triton_max_batch": "triton_max_batch",
+    "triton_max_wait_ms": "triton_max_wait_ms",
+    "triton_instances": "triton_instances",
+    "triton_threads": "triton_threads",
+    "triton_env": "triton_env",
     "threads": "threads",
     "speed_trial": "speed_trial",
     "overwrite": "overwrite",
@@ -168,6 +172,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("triton")
     t.add_argument("--triton", default=s, metavar="DIR", help="also write a Triton model repository here")
     t.add_argument("--triton-max-batch", type=int, default=s, help="max_batch_size in config.pbtxt (default 32)")
+    t.add_argument("--triton-max-wait-ms", type=float, default=s, help="dynamic batching queue delay (default 5)")
+    t.add_argument("--triton-instances", type=int, default=s, help="instances of each text model (default 1)")
+    t.add_argument("--triton-threads", type=int, default=s, help="onnxruntime threads per instance (default: all)")
+    t.add_argument(
+        "--triton-env",
+        default=s,
+        metavar="PATH",
+        help="EXECUTION_ENV_PATH for the Python backend: an environment with numpy<2, onnxruntime, tokenizers",
+    )
 
 
 def _mapping(args: argparse.Namespace) -> dict[str, Any]:

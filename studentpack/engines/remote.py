@@ -10,6 +10,12 @@ How a URL names the model:
 Embeddings come from POST /v1/embeddings (base64 float32, so values arrive bit-exact), logits from
 POST /v1/classify. The API key, if the server wants one, is the `api_key` argument or
 $STUDENTPACK_API_KEY. Overloaded answers (503 + Retry-After) are retried a few times.
+
+Any other Open Inference Protocol v2 server (Triton running `studentpack export --triton`'s text
+model) has no /v1/models: the model is then read from GET /v2/models/NAME (output `embedding` or
+`logits`, its width) and run through POST /v2/models/NAME/infer with the texts as a BYTES tensor of
+shape [N, 1]. Such a server does not say how many texts it cut, nor, unless its config carries a
+`max_length` parameter (Triton's GET .../config), at how many tokens.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ class HttpEncoder:
         except BaseException:
             self._client.close()
             raise
+        self.protocol: str = model.get("protocol", "studentpack")
         self.name: str = model["id"]
         self.kind: str = model["kind"]
         self.dim = int(model["dim"])
@@ -143,14 +150,31 @@ class HttpEncoder:
         return scatter_rows(batches, outputs, len(texts))
 
     def _embed(self, texts: list[str], _pairs: None) -> np.ndarray:
+        if self.protocol == "oip":
+            return self._infer(texts, "embedding")
         body = self._post("/v1/embeddings", {"model": self.name, "input": texts, "encoding_format": "base64"})
         rows = [np.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4") for item in body["data"]]
         return np.stack(rows).astype(np.float32)  # (B, D)
 
     def _classify(self, texts: list[str], pairs: list[str] | None) -> np.ndarray:
+        if self.protocol == "oip":
+            if pairs is not None:
+                raise UserError(
+                    f"{self.description} takes single texts over OIP; sentence pairs need studentpack serve"
+                )
+            return self._infer(texts, "logits")
         payload = texts if pairs is None else [[a, b] for a, b in zip(texts, pairs, strict=True)]
         body = self._post("/v1/classify", {"model": self.name, "input": payload})
         return np.asarray([item["logits"] for item in body["data"]], dtype=np.float32)  # (B, C)
+
+    def _infer(self, texts: list[str], output: str) -> np.ndarray:
+        """OIP v2 infer: a BYTES tensor [N, 1] in, the named FP32 output (N, D) back."""
+        tensor = {"name": "text", "datatype": "BYTES", "shape": [len(texts), 1], "data": texts}
+        body = self._post(f"/v2/models/{self.name}/infer", {"inputs": [tensor], "outputs": [{"name": output}]})
+        outputs = {o.get("name"): o for o in body.get("outputs") or [] if isinstance(o, dict)}
+        if output not in outputs or "data" not in outputs[output]:
+            raise UserError(f"{self.description} answered without the output {output!r}")
+        return np.asarray(outputs[output]["data"], dtype=np.float32).reshape(len(texts), -1)  # (B, D)
 
     def _post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         for attempt in range(_RETRIES + 1):
@@ -185,7 +209,10 @@ class HttpEncoder:
         return body
 
     def _pick_model(self, name: str | None) -> dict[str, Any]:
-        models = self._json(self._request("GET", "/v1/models"), "/v1/models").get("data", [])
+        listing = self._request("GET", "/v1/models")
+        if listing.status_code == 404:  # not studentpack serve: another OIP v2 server (Triton)
+            return self._oip_model(name)
+        models = self._json(listing, "/v1/models").get("data", [])
         names = [m.get("id") for m in models]
         if name is None:
             if len(models) != 1:
@@ -199,6 +226,38 @@ class HttpEncoder:
         if model.get("state") != "ready":
             raise UserError(f"model {model.get('id')} at {self.base} is not ready ({model.get('state')})")
         return model
+
+    def _oip_model(self, name: str | None) -> dict[str, Any]:
+        """The model's description from OIP metadata: kind and width from its output tensor."""
+        if name is None:
+            raise UserError(f"{self.base} is not studentpack serve; name the model: {self.base}/v2/models/NAME")
+        meta = self._json(self._request("GET", f"/v2/models/{name}"), f"/v2/models/{name}")
+        ready = self._request("GET", f"/v2/models/{name}/ready")
+        if ready.status_code != 200:
+            raise UserError(f"model {name} at {self.base} is not ready (HTTP {ready.status_code})")
+        outputs = {o.get("name"): o for o in meta.get("outputs") or [] if isinstance(o, dict)}
+        inputs = [i.get("name") for i in meta.get("inputs") or [] if isinstance(i, dict)]
+        kind = "embedding" if "embedding" in outputs else "classifier" if "logits" in outputs else None
+        if kind is None or inputs != ["text"]:
+            raise UserError(
+                f"{self.base}/v2/models/{name} takes {inputs} and gives {sorted(str(k) for k in outputs)}; "
+                "a text model takes 'text' and gives 'embedding' or 'logits' (studentpack export --triton writes one)"
+            )
+        shape = outputs["embedding" if kind == "embedding" else "logits"].get("shape") or [-1]
+        dim = int(shape[-1])
+        config = self._request("GET", f"/v2/models/{name}/config")  # Triton's extension; absent elsewhere
+        params = (config.json().get("parameters") or {}) if config.status_code == 200 else {}
+        max_length = int((params.get("max_length") or {}).get("string_value") or 0) or 128
+        labels = [f"LABEL_{i}" for i in range(dim)] if kind == "classifier" else []
+        return {
+            "id": name,
+            "kind": kind,
+            "dim": dim,
+            "max_length": max_length,
+            "labels": labels,
+            "protocol": "oip",
+            "platform": meta.get("platform"),
+        }
 
 
 def open_remote(url: str, max_length: int = 128, api_key: str | None = None, **kwargs: Any) -> HttpEncoder:

@@ -72,7 +72,11 @@ class ExportOptions:
     eval_data: str | None = None
     eval_limit: int | None = None
     triton: str | None = None
-    triton_max_batch: int = 32
+    triton_max_batch: int = 32  # the text model's dynamic batching, as `studentpack serve --max-batch`
+    triton_max_wait_ms: float = 5.0  # as `studentpack serve --max-wait-ms`
+    triton_instances: int = 1
+    triton_threads: int = 0  # onnxruntime threads per instance (0: all cores)
+    triton_env: str | None = None  # EXECUTION_ENV_PATH for the Python backend (numpy<2, onnxruntime, tokenizers)
     threads: int | None = None  # onnxruntime intra-op threads for the gates
     speed_trial: bool = True  # time the accepted variants here and record the fastest (export/speed.py)
     overwrite: bool = False
@@ -320,16 +324,25 @@ def export_variants(opts: ExportOptions, log: Callable[[str], None] = print) -> 
         for r in results:  # paths under their final names
             r.path = p.out / r.path.relative_to(tmp)
         if p.triton is not None and accepted:
-            from studentpack.export.triton import write_repository
+            from studentpack.export.triton import TritonSettings, write_repository
 
+            settings = TritonSettings(
+                max_batch_size=opts.triton_max_batch,
+                max_wait_ms=opts.triton_max_wait_ms,
+                instances=opts.triton_instances,
+                threads=opts.triton_threads,
+                max_length=opts.max_length,
+                env_path=opts.triton_env,
+            )
             names = write_repository(
                 p.triton,
                 accepted,
                 prefix=p.source.name if p.source.origin != "local" else p.source.path.name,
                 max_batch_size=opts.triton_max_batch,
                 overwrite=opts.overwrite,
+                settings=settings,
             )
-            log(f"triton repository {p.triton}: {', '.join(names.values())}")
+            log(f"triton repository {p.triton}: {', '.join(f'{n} (text), {n}_ids' for n in names.values())}")
     log(f"export finished in {time.perf_counter() - started:.1f}s")
     return results
 

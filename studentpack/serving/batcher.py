@@ -4,8 +4,12 @@ Policy (one asyncio task per model, one inference thread per model):
 - A batch holds at most `max_batch` items and at most `max_tokens` padded tokens (items x longest).
 - When the model is idle and the last batch carried a single request (no sign of concurrent
   traffic), queued work runs at once: a lone client pays no batching delay.
-- Otherwise the batch waits for companions until it is full or its oldest item has waited
-  `max_wait` seconds, whichever comes first.
+- Otherwise the batch waits for companions until it is full, its oldest item has waited `max_wait`
+  seconds, or no new request has arrived for `max_gap` seconds, whichever comes first. The gap rule
+  stops a batch from waiting out `max_wait` for companions that are not coming: 4 closed-loop clients
+  send their next requests together, and a fifth will not arrive until one of them is answered.
+  The `max_wait` clock starts when the model is free: a request queued behind a running batch has
+  waited for the model, not for companions.
 - The queue is bounded (`max_queue` items): `submit` raises `QueueFull` at once when it is full.
 - A request whose deadline passes before its rows run is failed with `DeadlineExceeded` and not computed.
 - Each request's rows are sorted by length, so a large request is cut into batches with little padding.
@@ -83,6 +87,7 @@ class Batcher:
         max_tokens: int,
         max_wait_s: float,
         max_queue: int,
+        max_gap_s: float | None = None,
     ) -> None:
         self.name = name
         self.backend = backend
@@ -90,6 +95,7 @@ class Batcher:
         self.max_batch = max_batch
         self.max_tokens = max(max_tokens, backend.info.max_length)  # one longest text always fits
         self.max_wait_s = max_wait_s
+        self.max_gap_s = max_wait_s if max_gap_s is None else min(max_gap_s, max_wait_s)
         self.max_queue = max_queue
         self._jobs: deque[_Job] = deque()
         self._queued = 0  # rows waiting
@@ -98,6 +104,7 @@ class Batcher:
         self._task: asyncio.Task[None] | None = None
         self._expect_company = False
         self._running = 0  # batches in flight (0 or 1)
+        self._free_since = 0.0  # when the last batch finished (perf_counter)
 
     # --- public -------------------------------------------------------------------------------
 
@@ -195,7 +202,7 @@ class Batcher:
             finally:
                 self._running = 0
                 self.series.running.set(0)
-            end = time.perf_counter()
+            end = self._free_since = time.perf_counter()
             self.series.inference_seconds.observe(end - start)
             self.series.batch_size.observe(len(batch.ids))
             self._deliver(batch, rows, end)
@@ -211,14 +218,15 @@ class Batcher:
         """Wait until the batch is full or its oldest item has waited max_wait."""
         if not self._jobs:
             return
-        until = self._jobs[0].enqueued + self.max_wait_s
+        # waiting for the model is not waiting for companions: the clock starts when the model is free
+        until = max(self._jobs[0].enqueued, self._free_since) + self.max_wait_s
         while self._jobs and not self._full():
             remaining = until - time.perf_counter()
             if remaining <= 0:
                 return
             self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), remaining)
+            try:  # the newest arrival restarts the gap: companions still coming keep the batch open
+                await asyncio.wait_for(self._wake.wait(), min(remaining, self.max_gap_s))
             except TimeoutError:
                 return
 

@@ -20,6 +20,7 @@ class ServeConfig:
     max_batch: int = 32  # items (texts) per batch
     max_batch_tokens: int = 0  # padded tokens per batch (items x longest); 0: max_batch * max_length
     max_wait_ms: float = 5.0  # the longest a request waits for companions before its batch runs
+    max_gap_ms: float = 1.0  # a batch that is not full runs once no request has arrived for this long
     max_queue: int = 1024  # queued items per model; beyond it: 503 + Retry-After at once
     max_inputs: int = 256  # texts per request
     max_body_bytes: int = 2 * 1024 * 1024
@@ -37,7 +38,7 @@ class ServeConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("threads", "max_batch_tokens", "max_wait_ms"):
+        for name in ("threads", "max_batch_tokens", "max_wait_ms", "max_gap_ms"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must not be negative, got {getattr(self, name)}")
         if self.request_timeout_s <= 0 or self.grace_s < 0:

@@ -126,4 +126,5 @@ class Lifecycle:
             max_tokens=c.max_batch_tokens or c.max_batch * backend.info.max_length,
             max_wait_s=c.max_wait_ms / 1000.0,
             max_queue=c.max_queue,
+            max_gap_s=c.max_gap_ms / 1000.0,
         )
