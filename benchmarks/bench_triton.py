@@ -21,8 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -74,21 +72,11 @@ def loadtest(url: str, name: str, args: argparse.Namespace, out: Path) -> dict[s
 
 
 def run_ours(variant: Path, name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    command = [sys.executable, "-m", "studentpack", "serve", f"{name}={variant}", "--port", "0"]
-    command += ["--threads", str(args.threads), "--max-batch", "32", "--max-wait-ms", "5", "--log-level", "warning"]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    line = process.stderr.readline()
-    match = re.search(r"listening on (http://\S+)", line)
-    if not match:
-        process.kill()
-        raise SystemExit(f"studentpack serve did not start: {line}{process.stderr.read()}")
-    try:
-        _wait_ready(match[1])
-        return loadtest(match[1], name, args, out)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(60)
+    from studentpack.bench.server_proc import running_server
+
+    options = ["--threads", str(args.threads), "--max-batch", "32", "--max-wait-ms", "5", "--log-level", "warning"]
+    with running_server({name: variant}, options, out / "serve.log") as server:
+        return loadtest(server.url, name, args, out)
 
 
 def run_triton(repo: Path, name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
@@ -96,20 +84,6 @@ def run_triton(repo: Path, name: str, args: argparse.Namespace, out: Path) -> di
 
     with TritonServer(repo, [name], pytriton=args.pytriton) as server:
         return loadtest(server.url, name, args, out)
-
-
-def _wait_ready(url: str, timeout_s: float = 180.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise SystemExit(f"{url} was not ready within {timeout_s:.0f} s")
 
 
 def levels(result: dict[str, Any]) -> dict[int, dict[str, float]]:

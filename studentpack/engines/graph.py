@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -56,6 +56,7 @@ class GraphSession:
     """A loaded graph with its tokenizer: texts -> feeds -> named outputs. Subclasses load the model
     and set `input_types` (input name -> numpy int type), `output_names` and `providers`."""
 
+    MODEL_FILE: ClassVar[str]  # the graph file in a variant directory
     path: Path
     input_types: dict[str, type]
     output_names: list[str]
@@ -68,6 +69,33 @@ class GraphSession:
         model_max = int(self.info.get("max_length") or 0) or _tokenizer_max(tokenizer)
         self.max_length = min(max_length, model_max) if model_max else max_length
         self.truncated = 0
+
+    @classmethod
+    def open(
+        cls,
+        variant_dir: str | Path,
+        device: str = "cpu",
+        threads: int | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        warmup: bool = True,
+        **options: Any,
+    ) -> Self:
+        """A session over a variant directory (graph + tokenizer files + export.json); `options` are the
+        engine's own (see its __init__)."""
+        from studentpack import adapter
+
+        path = Path(variant_dir)
+        cls.check_device(device)
+        if not (path / cls.MODEL_FILE).is_file():
+            raise UserError(f"{path} is not an exported variant for this runtime: it has no {cls.MODEL_FILE}")
+        tokenizer = adapter.load_tokenizer(path)
+        make: Any = cls  # each engine's __init__ takes (graph, tokenizer, ...) beyond the base's arguments
+        info = read_export_info(path)
+        return make(path / cls.MODEL_FILE, tokenizer, device, threads, max_length, warmup, info, **options)
+
+    @staticmethod
+    def check_device(device: str) -> None:
+        """Refuse a device this engine cannot run before anything is loaded (engines override)."""
 
     @property
     def input_names(self) -> list[str]:

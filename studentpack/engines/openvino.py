@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from studentpack.engines.base import DEFAULT_MAX_LENGTH
-from studentpack.engines.graph import GraphSession, read_export_info
+from studentpack.engines.graph import GraphSession
 from studentpack.errors import GpuUnavailableError, UserError
 
 MODEL_FILE = "model.xml"
@@ -61,6 +61,8 @@ def compile_options(threads: int | None, hint: Hint, precision: str) -> dict[str
 class OvSession(GraphSession):
     """A compiled OpenVINO model with its tokenizer: texts -> feeds -> named outputs."""
 
+    MODEL_FILE = MODEL_FILE
+
     def __init__(
         self,
         model_path: str | Path,
@@ -72,6 +74,7 @@ class OvSession(GraphSession):
         info: dict[str, Any] | None = None,
         hint: Hint = "latency",
         warmup_shapes: Sequence[tuple[int, int]] = (),
+        spinning: bool = True,  # an ONNX Runtime setting: OpenVINO's threads do not busy-wait between runs
     ) -> None:
         import openvino as ov
 
@@ -102,28 +105,9 @@ class OvSession(GraphSession):
         if warmup:
             self.warmup(shapes=((2, 8), *warmup_shapes))
 
-    @classmethod
-    def open(
-        cls,
-        variant_dir: str | Path,
-        device: str = "cpu",
-        threads: int | None = None,
-        max_length: int = DEFAULT_MAX_LENGTH,
-        warmup: bool = True,
-        hint: Hint = "latency",
-        warmup_shapes: Sequence[tuple[int, int]] = (),
-        spinning: bool = True,  # an ONNX Runtime setting: OpenVINO's threads do not busy-wait between runs
-    ) -> OvSession:
-        """A session over a variant directory (model.xml + model.bin + tokenizer files + export.json)."""
-        from studentpack import adapter
-
-        path = Path(variant_dir)
+    @staticmethod
+    def check_device(device: str) -> None:
         check_device(device)
-        if not (path / MODEL_FILE).is_file():
-            raise UserError(f"{path} is not an OpenVINO variant: it has no {MODEL_FILE}")
-        tokenizer = adapter.load_tokenizer(path)
-        info = read_export_info(path)
-        return cls(path / MODEL_FILE, tokenizer, device, threads, max_length, warmup, info, hint, warmup_shapes)
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs else self.output_names

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from studentpack.engines.base import DEFAULT_MAX_LENGTH
-from studentpack.engines.graph import GraphEncoder, GraphSession, read_export_info
+from studentpack.engines.graph import GraphEncoder, GraphSession
 from studentpack.errors import GpuUnavailableError, UserError
 
 CPU_PROVIDER = "CPUExecutionProvider"
@@ -82,6 +82,8 @@ def _preload_cuda_libraries() -> None:
 class OrtSession(GraphSession):
     """An InferenceSession with its tokenizer: texts -> feeds -> named outputs."""
 
+    MODEL_FILE = MODEL_FILE
+
     def __init__(
         self,
         model_path: str | Path,
@@ -128,27 +130,6 @@ class OrtSession(GraphSession):
         self.output_names = [o.name for o in self.session.get_outputs()]
         if warmup:
             self.warmup(shapes=((2, 8), *warmup_shapes))
-
-    @classmethod
-    def open(
-        cls,
-        variant_dir: str | Path,
-        device: str = "cpu",
-        threads: int | None = None,
-        max_length: int = DEFAULT_MAX_LENGTH,
-        warmup: bool = True,
-        spinning: bool = True,
-        warmup_shapes: Sequence[tuple[int, int]] = (),
-    ) -> OrtSession:
-        """A session over a variant directory (model.onnx + tokenizer files + export.json)."""
-        from studentpack import adapter
-
-        path = Path(variant_dir)
-        if not (path / MODEL_FILE).is_file():
-            raise UserError(f"{path} is not an exported variant: it has no {MODEL_FILE}")
-        tokenizer = adapter.load_tokenizer(path)
-        info = read_export_info(path)
-        return cls(path / MODEL_FILE, tokenizer, device, threads, max_length, warmup, info, spinning, warmup_shapes)
 
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs else self.output_names
