@@ -93,7 +93,8 @@ def speed_trial(
     shapes["text"] = text_feeds(tokenizer, texts, max_length)
     medians: dict[str, dict[str, float]] = {}
     for name, directory in variants.items():
-        session = open_session(directory, threads=threads, warmup=False)
+        # as `studentpack serve` runs it: ONNX Runtime's idle threads parked, not spinning
+        session = open_session(directory, threads=threads, warmup=False, spinning=False)
         output = "logits" if "logits" in session.output_names else session.output_names[-1]
         medians[name] = {}
         for shape, feeds in shapes.items():
