@@ -43,6 +43,9 @@ def _entries(path: Path) -> list[str]:
         (["--eval-task", "sst9", "--eval-data", "x"], "unknown --eval-task"),
         (["--eval-task", "stsb"], "needs --eval-data"),
         (["--min-mean-cosine", "2"], "must lie in [-1, 1]"),
+        (["--triton", "t", "--triton-max-batch", "0"], "--triton-max-batch must be >= 1"),
+        (["--triton", "t", "--triton-instances", "0"], "--triton-instances must be >= 1"),
+        (["--variants", "openvino", "--device", "cuda"], "runs on the CPU only"),
     ],
 )
 def test_bad_options(tiny_bert_dir: Path, tmp_path: Path, capsys, extra: list[str], match: str) -> None:

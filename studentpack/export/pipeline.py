@@ -138,9 +138,25 @@ def plan(opts: ExportOptions) -> _Plan:
             atomic_check_writable(path.parent if not path.exists() else path, flag)
     if triton is not None and triton.resolve() == out.resolve():
         raise UserError("--triton must be a directory other than --out")
+    if triton is not None:
+        triton_settings(opts).check()  # before any model is loaded
     sample, calibration, corpora = _texts(opts, variants)
     task_score = _task_scorer(opts, config)
     return _Plan(source, config, variants, preset, flags, out, triton, sample, calibration, corpora, task_score)
+
+
+def triton_settings(opts: ExportOptions) -> Any:
+    """The Triton repository's serving settings (export.triton.TritonSettings) from the export options."""
+    from studentpack.export.triton import TritonSettings
+
+    return TritonSettings(
+        max_batch_size=opts.triton_max_batch,
+        max_wait_ms=opts.triton_max_wait_ms,
+        instances=opts.triton_instances,
+        threads=opts.triton_threads,
+        max_length=opts.max_length,
+        env_path=opts.triton_env,
+    )
 
 
 def _check_device(kind: str, device: str, variants: tuple[str, ...]) -> None:
@@ -324,16 +340,9 @@ def export_variants(opts: ExportOptions, log: Callable[[str], None] = print) -> 
         for r in results:  # paths under their final names
             r.path = p.out / r.path.relative_to(tmp)
         if p.triton is not None and accepted:
-            from studentpack.export.triton import TritonSettings, write_repository
+            from studentpack.export.triton import write_repository
 
-            settings = TritonSettings(
-                max_batch_size=opts.triton_max_batch,
-                max_wait_ms=opts.triton_max_wait_ms,
-                instances=opts.triton_instances,
-                threads=opts.triton_threads,
-                max_length=opts.max_length,
-                env_path=opts.triton_env,
-            )
+            settings = triton_settings(opts)
             names = write_repository(
                 p.triton,
                 accepted,

@@ -114,7 +114,8 @@ class TritonSettings:
     def check(self) -> None:
         for name in ("max_batch_size", "instances", "max_length"):
             if getattr(self, name) < 1:
-                raise UserError(f"triton {name.replace('_', ' ')} must be >= 1, got {getattr(self, name)}")
+                flag = {"max_batch_size": "max-batch"}.get(name, name.replace("_", "-"))
+                raise UserError(f"--triton-{flag} must be >= 1, got {getattr(self, name)}")
         if self.threads < 0 or self.max_wait_ms < 0:
             raise UserError("triton threads and max wait must be >= 0")
 
@@ -182,9 +183,7 @@ def write_repository(
 ) -> dict[str, str]:
     """Write a model repository for `variants` (name -> variant dir); returns variant -> Triton model name
     (the text model; the ids model is that name + "_ids")."""
-    settings = settings or TritonSettings(max_batch_size=max_batch_size)
-    if max_batch_size < 1:
-        raise UserError(f"--triton-max-batch must be >= 1, got {max_batch_size}")
+    settings = settings or TritonSettings(max_batch_size=max_batch_size)  # `max_batch_size` when no settings
     settings.check()
     names = {}
     with atomic_dir(repo, overwrite=overwrite) as tmp:
