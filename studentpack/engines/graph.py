@@ -57,6 +57,7 @@ class GraphSession:
     and set `input_types` (input name -> numpy int type), `output_names` and `providers`."""
 
     MODEL_FILE: ClassVar[str]  # the graph file in a variant directory
+    PLATFORM: ClassVar[str]  # the Open Inference Protocol platform string of this runtime
     path: Path
     input_types: dict[str, type]
     output_names: list[str]
@@ -222,13 +223,19 @@ def open_session(
     if graph is None:
         names = " or ".join(GRAPH_FILES)
         raise UserError(f"{path} is not an exported variant: it has no {names}")
-    if GRAPH_FILES[graph.name] == "openvino":
+    engine = session_class(graph)
+    return engine.open(path, device=device, threads=threads, max_length=max_length, warmup=warmup, **options)
+
+
+def session_class(graph: Path) -> type[GraphSession]:
+    """The engine that runs a graph file (imported only when asked for)."""
+    if GRAPH_FILES.get(graph.name) == "openvino":
         from studentpack.engines.openvino import OvSession
 
-        return OvSession.open(path, device=device, threads=threads, max_length=max_length, warmup=warmup, **options)
+        return OvSession
     from studentpack.engines.ort import OrtSession
 
-    return OrtSession.open(path, device=device, threads=threads, max_length=max_length, warmup=warmup, **options)
+    return OrtSession
 
 
 def open_graph(

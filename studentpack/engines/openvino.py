@@ -62,6 +62,7 @@ class OvSession(GraphSession):
     """A compiled OpenVINO model with its tokenizer: texts -> feeds -> named outputs."""
 
     MODEL_FILE = MODEL_FILE
+    PLATFORM = "openvino"
 
     def __init__(
         self,

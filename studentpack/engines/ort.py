@@ -83,6 +83,7 @@ class OrtSession(GraphSession):
     """An InferenceSession with its tokenizer: texts -> feeds -> named outputs."""
 
     MODEL_FILE = MODEL_FILE
+    PLATFORM = "onnxruntime_onnx"
 
     def __init__(
         self,

@@ -419,10 +419,10 @@ class _Builder:
     ) -> tuple[Path, dict[str, Any], GateError | None]:
         started = time.perf_counter()
         directory = self._dir(variant)
-        write_json(directory / "export.json", self._record(variant, {}))  # lets OrtSession read kind/labels
         self.log(f"{variant}: building")
         figures = make(directory)
-        write_json(directory / "export.json", self._record(variant, figures))  # the gate runs it as it will be run
+        # the gate's session reads kind, labels and the variant's runtime settings (OpenVINO precision) here
+        write_json(directory / "export.json", self._record(variant, figures))
         failure: GateError | None = None
         try:
             figures.update(self._gate(variant, directory))
@@ -483,27 +483,19 @@ class _Builder:
         return {"accuracy": {**figures, **_gated_as(candidate.session)}}
 
     def _session(self, directory: Path) -> Any:
-        from studentpack.engines.ort import OrtSession
+        from studentpack.engines.graph import session_class
 
-        if (directory / "model.xml").is_file():
-            from studentpack.engines.openvino import OvSession
-
-            return OvSession(
-                directory / "model.xml",
-                self.tokenizer,
-                threads=self.opts.threads,
-                max_length=self.info.max_length,
-                warmup=False,
-                info={**self.info.as_dict(), **read_export_info(directory)},
-            )
-        return OrtSession(
-            directory / "model.onnx",
+        graph = graph_file(directory)
+        assert graph is not None, directory
+        engine: Any = session_class(graph)  # the engine's own __init__ (graph, tokenizer, ...)
+        return engine(
+            graph,
             self.tokenizer,
             device=self.opts.device,
             threads=self.opts.threads,
             max_length=self.info.max_length,
             warmup=False,
-            info=self.info.as_dict(),
+            info={**self.info.as_dict(), **read_export_info(directory)},  # the variant's own settings too
         )
 
     def _encoder(self, directory: Path, variant: str) -> Any:

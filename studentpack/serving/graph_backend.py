@@ -18,9 +18,6 @@ from studentpack.errors import UserError
 from studentpack.pooling import l2_normalize_np
 from studentpack.serving.backends import Kind, ModelInfo, TextTokenizer, Tokenized, pad_batch
 
-# Open Inference Protocol platform string per engine
-_PLATFORMS = {"OrtSession": "onnxruntime_onnx", "OvSession": "openvino"}
-
 
 class GraphBackend:
     def __init__(
@@ -50,7 +47,7 @@ class GraphBackend:
             kind=kind,
             dim=len(encoder.labels) if encoder.labels else self._width(),
             max_length=self.session.max_length,
-            platform=_PLATFORMS.get(type(self.session).__name__, "onnxruntime_onnx"),
+            platform=self.session.PLATFORM,
             device=device,
             providers=list(self.session.providers),
             labels=list(encoder.labels),
