@@ -50,6 +50,7 @@ def test_config_round_trip_matches_the_graph(repository: tuple[Path, Path]) -> N
 
 def test_text_model_takes_text_and_carries_the_serve_settings(repository: tuple[Path, Path]) -> None:
     from studentpack.export.triton import load_model_config_proto, parse_config
+    from studentpack.provenance import hash_directory
 
     onnx_dir, repo = repository
     proto = load_model_config_proto()
@@ -64,7 +65,9 @@ def test_text_model_takes_text_and_carries_the_serve_settings(repository: tuple[
     assert config.dynamic_batching.max_queue_delay_microseconds == 2500  # --triton-max-wait-ms 2.5
     assert config.instance_group[0].count == 2 and config.instance_group[0].kind == proto.ModelInstanceGroup.KIND_CPU
     params = {k: v.string_value for k, v in config.parameters.items()}
-    assert params == {"max_length": "64", "pad_token_id": "0", "intra_op_threads": "1", "EXECUTION_ENV_PATH": "/env"}
+    sha = hash_directory(onnx_dir / "int8-dynamic")  # what `studentpack serve` reports for the same variant
+    assert params == {"max_length": "64", "source_sha256": sha, "pad_token_id": "0", "intra_op_threads": "1",
+                      "EXECUTION_ENV_PATH": "/env"}  # fmt: skip
     version = repo / "tiny-bert0_int8-dynamic" / "1"
     assert sorted(p.name for p in version.iterdir()) == ["export.json", "model.onnx", "model.py", "tokenizer.json"]
     assert (version / "model.onnx").read_bytes() == (onnx_dir / "int8-dynamic" / "model.onnx").read_bytes()

@@ -33,7 +33,9 @@ def _variant(run: Path, variant: str, source_sha: str) -> Path:
     return directory
 
 
-def _loadtest(path: Path, model_dir: Path, p50: float, best: float, device: str = "cpu") -> None:
+def _loadtest(
+    path: Path, model_dir: Path, p50: float, best: float, device: str = "cpu", server: str = "studentpack"
+) -> None:
     levels = [
         {"users": 1, "ok": 100, "texts_per_s": 1000 / p50, "latency_ms": {"p50": p50, "p95": p50 * 1.5, "p99": p50 * 2,
                                                                           "max": p50 * 3, "mean": p50}},
@@ -41,7 +43,7 @@ def _loadtest(path: Path, model_dir: Path, p50: float, best: float, device: str 
                                                                    "max": p50 * 6, "mean": p50 * 3}},
     ]  # fmt: skip
     _json(path, {"schema": "studentpack.loadtest/1", "created": "2026-01-01T00:00:00+00:00", "levels": levels,
-                 "target": {"model_dir": str(model_dir),
+                 "target": {"model_dir": str(model_dir), "server": server,
                             "info": {"sha256": hash_directory(model_dir), "device": device}},
                  "machine": {"cpu_model": "test CPU", "cpu_count": 2, "gpus": []}, "notes": []})  # fmt: skip
 
@@ -165,3 +167,22 @@ def test_nothing_to_report_is_a_clear_error(tmp_path: Path, capsys: pytest.Captu
     assert main(["report", str(tmp_path)]) == 2
     assert "no studentpack artifacts" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing")]) == 2
+
+
+def test_one_variant_behind_two_servers_is_shown_side_by_side(runs: Path, tmp_path: Path) -> None:
+    variant = runs / "a" / "onnx" / "int8-dynamic"  # studentpack: p50 2 ms at 1 user, 2000 texts/s at 8
+    _loadtest(runs / "triton" / "loadtest.json", variant, 4.0, 1000.0, server="triton")
+    report = write_report([runs], tmp_path / "out")
+    rows = {r["name"]: r for r in report["rows"]}
+    assert rows["a int8-dynamic on triton"]["server"] == "triton"
+    assert rows["a int8-dynamic"]["latency_ms"]["p50"] == 2.0  # not replaced by the other server's test
+    assert rows["teacher torch"]["baseline"] and not rows["a int8-dynamic on triton"]["baseline"]
+    assert rows["a int8-dynamic on triton"]["speedup_p50"] == 2.5  # 10 ms / 4 ms, against the same baseline
+    [entry] = report["side_by_side"]
+    assert entry["model"] == "a int8-dynamic" and set(entry["servers"]) == {"studentpack", "triton"}
+    ratios = {r["users"]: r for r in entry["ratios"]["triton"]}
+    assert ratios[1] == {"users": 1, "throughput_studentpack_over_other": 2.0, "p50_other_over_studentpack": 2.0}
+    assert ratios[8]["throughput_studentpack_over_other"] == 2.0  # 2000 against 1000 texts/s
+    markdown = (tmp_path / "out" / "report.md").read_text()
+    assert "## a int8-dynamic on cpu: server by server" in markdown
+    assert "| 8 | triton | 12.00 | 16.00 | 20.00 | 1000 | 2.00x | 2.00x |" in markdown

@@ -120,3 +120,30 @@ def test_eval_scores_triton_through_the_same_code(triton: Any, exported: tuple[P
     served = run_json(capsys, url, "--task", "stsb", "--data", str(data), "--no-save")
     local = run_json(capsys, str(exported[0]), "--task", "stsb", "--data", str(data), "--no-save")
     assert served["value"] == pytest.approx(local["value"], abs=1e-6)
+
+
+def test_the_server_names_itself_and_the_variant_it_runs(triton: Any, exported: tuple[Path, Path]) -> None:
+    """What lets `studentpack report` put Triton's load test beside studentpack serve's for the same files."""
+    from studentpack.engines.remote import open_remote
+    from studentpack.provenance import hash_directory
+
+    with open_remote(f"{triton.url}/v2/models/tiny-bert0_fp32") as encoder:
+        assert encoder.sha256 == hash_directory(exported[0])
+        assert encoder.served_info.get("device") == "cpu"
+
+
+def test_loadtest_against_triton_records_the_server_and_the_files(
+    triton: Any, exported: tuple[Path, Path], tmp_path: Path
+) -> None:
+    import json
+
+    from studentpack.cli import main
+    from studentpack.provenance import hash_directory
+
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(SENTENCES) + "\n")
+    args = ["loadtest", triton.url, "--model", "tiny-bert0_fp32", "--endpoint", "infer", "--users", "1"]
+    assert main([*args, "--duration", "1", "--warmup", "0", "--texts", str(texts), "--out", str(tmp_path / "lt")]) == 0
+    target = json.loads((tmp_path / "lt" / "loadtest.json").read_text())["target"]
+    assert target["server"] == "triton"
+    assert target["info"]["sha256"] == hash_directory(exported[0]) and target["info"]["device"] == "cpu"

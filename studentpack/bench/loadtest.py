@@ -28,6 +28,7 @@ import numpy as np
 from studentpack import atomic
 from studentpack.bench import server_metrics
 from studentpack.bench.texts import RequestTexts, load_request_texts
+from studentpack.engines.remote import oip_server_facts
 from studentpack.errors import UserError
 
 SCHEMA = "studentpack.loadtest/1"
@@ -83,7 +84,7 @@ class Target:
     model: str
     endpoint: str  # embeddings | infer | classify
     path: str
-    server: str  # studentpack | oip | unknown
+    server: str  # studentpack, another OIP server by its own name (GET /v2: "triton"), oip, or unknown
     info: dict[str, Any] = field(default_factory=dict)  # kind, dim, device, providers, sha256, ...
     oip_shape: str = "n"  # "n" ([N]) or "n1" ([N, 1], Triton models with a batch dimension)
 
@@ -135,8 +136,10 @@ def _oip_metadata(client: httpx.Client, target: Target) -> None:
         raise UserError(f"{target.base}/v2/models/{target.model}: {status}; is the model served there?")
     meta = _json(response)
     if target.server == "unknown":
-        target.server = "oip"
+        facts = oip_server_facts(client, target.model)
+        target.server = facts.pop("server")
         target.info = {"platform": meta.get("platform"), "versions": meta.get("versions")}
+        target.info.update({k: v for k, v in facts.items() if v is not None})
     inputs = meta.get("inputs") or []
     if inputs and isinstance(inputs[0], dict) and len(inputs[0].get("shape") or []) == 2:
         target.oip_shape = "n1"  # a batching Triton model: [N, 1] BYTES

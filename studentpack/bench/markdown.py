@@ -35,6 +35,7 @@ def render(report: dict[str, Any]) -> str:
             lines += [_headline_text(headline), ""]
         lines += _table(rows, metrics)
         lines.append("")
+    lines += _side_by_side(report.get("side_by_side") or [])
     if report["machines"]:
         lines += ["## Machines", ""]
         for facts in report["machines"]:
@@ -89,7 +90,9 @@ def _table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
         mark = "★" if r["frontier"] else ""
         if r["baseline"]:
             mark += " baseline"
-        cells = [mark, r["run"], r["variant"], _millions(r["params"]), _mb(r["size_bytes"]), r["method"]]
+        server = r.get("server") or "studentpack"
+        variant = r["variant"] + ("" if server == "studentpack" else f" on {server}")
+        cells = [mark, r["run"], variant, _millions(r["params"]), _mb(r["size_bytes"]), r["method"]]
         for key in metrics:
             entry = r["metrics"].get(key)
             if entry is None or entry.get("value") is None:
@@ -112,6 +115,32 @@ def _table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
         ]
         out.append("| " + " | ".join(cells) + " |")
     return out
+
+
+def _side_by_side(entries: list[dict[str, Any]]) -> list[str]:
+    """One table per variant served by several servers: every concurrency level, every server."""
+    lines: list[str] = []
+    for entry in entries:
+        lines += [f"## {entry['model']} on {entry['device']}: server by server", ""]
+        ratios = {(server, r["users"]): r for server, rs in entry["ratios"].items() for r in rs}
+        head = ["users", "server", "p50", "p95", "p99", "texts/s", "studentpack thr. x", "studentpack p50 x"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        users = sorted({lv["users"] for levels in entry["servers"].values() for lv in levels})
+        for n in users:
+            for server, levels in entry["servers"].items():
+                lv = next((lv for lv in levels if lv["users"] == n), None)
+                if lv is None:
+                    continue
+                ratio = ratios.get((server, n)) or {}
+                cells = [str(n), server, f"{lv['p50']:.2f}", f"{lv['p95']:.2f}", f"{lv['p99']:.2f}"]
+                cells += [f"{lv['texts_per_s']:.0f}" if lv.get("texts_per_s") else ""]
+                cells += [
+                    _times(ratio.get("throughput_studentpack_over_other")),
+                    _times(ratio.get("p50_other_over_studentpack")),
+                ]
+                lines.append("| " + " | ".join(cells) + " |")
+        lines += ["", "Ratios compare studentpack serve with the server on that line (above 1: studentpack ahead).", ""]
+    return lines
 
 
 def _millions(n: int | None) -> str:

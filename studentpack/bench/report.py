@@ -8,6 +8,10 @@
   this toolkit); speed-ups are the baseline's p50 over the row's, and the row's best throughput over
   the baseline's, on the same device.
 - Frontier: rows no other row beats on both accuracy (the headline score) and p50 latency.
+- Servers: a row is one model's files on one device behind one server (`studentpack serve`, or
+  Triton running `studentpack export --triton`'s repository, whose config names the variant it was
+  built from). Files load-tested behind more than one server also get a side-by-side entry: each
+  concurrency level's p50/p95/p99 and throughput per server, and studentpack's ratios to each other.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ class Row:
     baseline: bool = False
     speedup_p50: float | None = None
     speedup_throughput: float | None = None
+    server: str = "studentpack"
+    levels: list[dict[str, Any]] = field(default_factory=list)  # per concurrency level: users, p50..., texts/s
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +57,7 @@ class Row:
             "run": self.model.run,
             "variant": self.model.variant,
             "device": self.device,
+            "server": self.server,
             "role": self.role,
             "baseline": self.baseline,
             "frontier": self.frontier,
@@ -67,6 +74,7 @@ class Row:
             "path": str(self.model.path),
             "sha256": self.model.sha256,
             "loadtest": self.loadtest,
+            "levels": self.levels,
         }
 
 
@@ -87,6 +95,7 @@ def build_report(roots: list[Path]) -> dict[str, Any]:
         "devices": devices,
         "headline": {d: _headline([r for r in rows if r.device == d]) for d in devices},
         "rows": [r.to_json() for r in rows],
+        "side_by_side": _side_by_side(rows),
         "machines": _machines(found),
         "notes": _notes(rows, found),
         "skipped": found.skipped,
@@ -98,25 +107,36 @@ def build_report(roots: list[Path]) -> dict[str, Any]:
 
 def _rows(found: Found) -> list[Row]:
     rows: list[Row] = []
-    tested: set[tuple[str, str]] = set()
+    tested: set[tuple[str, str, str]] = set()
     for doc in sorted(found.loadtests, key=lambda d: d.get("created", "")):
-        info = (doc.get("target") or {}).get("info") or {}
+        target = doc.get("target") or {}
+        info = target.get("info") or {}
         model = found.models.get(info.get("sha256", ""))
         if model is None:
             found.skipped.append(f"{doc['_file']}: the served model's files were not found under the given dirs")
             continue
         device = _device(doc, info)
-        key = (model.sha256, device)
-        if key in tested:  # a newer load test of the same files on the same device replaces the older
-            rows = [r for r in rows if (r.model.sha256, r.device) != key]
+        server = str(target.get("server") or "studentpack")
+        key = (model.sha256, device, server)
+        if key in tested:  # a newer load test of the same files, device and server replaces the older
+            rows = [r for r in rows if (r.model.sha256, r.device, r.server) != key]
         tested.add(key)
-        row = _row(found, model, device)
+        row = _row(found, model, device, server)
         _latency(row, doc)
         rows.append(row)
     for model in found.models.values():
         if not any(r.model.sha256 == model.sha256 for r in rows) and _evals_of(found, model.sha256):
             rows.append(_row(found, model, "not served"))
-    return sorted(rows, key=lambda r: (r.device, r.role != "teacher", r.model.run, _variant_order(r.model.variant)))
+    return sorted(
+        rows,
+        key=lambda r: (
+            r.device,
+            r.role != "teacher",
+            r.model.run,
+            _variant_order(r.model.variant),
+            r.server != "studentpack",
+        ),
+    )
 
 
 def _device(doc: dict[str, Any], info: dict[str, Any]) -> str:
@@ -134,7 +154,7 @@ def _variant_order(variant: str) -> int:
     return order.index(variant) if variant in order else len(order)
 
 
-def _row(found: Found, model: Model, device: str) -> Row:
+def _row(found: Found, model: Model, device: str, server: str = "studentpack") -> Row:
     family = found.models.get(model.family)
     manifest = model.manifest or (family.manifest if family else None)
     role = "teacher" if model.family in found.teacher_shas else "student"
@@ -143,7 +163,8 @@ def _row(found: Found, model: Model, device: str) -> Row:
     params = (manifest or {}).get("student", {}).get("parameters")
     if params is None:
         params = parameter_count(family.path if family else model.path)
-    row = Row(model, device, f"{run} {model.variant}", role, params, _method(manifest, role))
+    name = f"{run} {model.variant}" + ("" if server == "studentpack" else f" on {server}")
+    row = Row(model, device, name, role, params, _method(manifest, role), server=server)
     _accuracy(row, found)
     return row
 
@@ -232,6 +253,10 @@ def _score_rows(rows: list[Row], found: Found) -> list[str]:
 def _latency(row: Row, doc: dict[str, Any]) -> None:
     levels = [lv for lv in doc.get("levels", []) if lv.get("latency_ms")]
     row.loadtest = doc["_file"]
+    row.levels = [
+        {"users": lv["users"], **lv["latency_ms"], "texts_per_s": lv.get("texts_per_s"), "failures": lv.get("failures")}
+        for lv in sorted(levels, key=lambda lv: lv["users"])
+    ]
     if not levels:
         return
     lowest = min(levels, key=lambda lv: lv["users"])
@@ -241,7 +266,14 @@ def _latency(row: Row, doc: dict[str, Any]) -> None:
 
 
 def _speedups(rows: list[Row]) -> None:
-    baseline = next((r for r in rows if r.role == "teacher" and r.model.variant == "torch" and r.latency), None)
+    baseline = next(
+        (
+            r
+            for r in rows
+            if r.role == "teacher" and r.model.variant == "torch" and r.server == "studentpack" and r.latency
+        ),
+        None,
+    )
     if baseline is None or baseline.latency is None:
         return
     baseline.baseline = True
@@ -250,6 +282,47 @@ def _speedups(rows: list[Row]) -> None:
             row.speedup_p50 = round(baseline.latency["p50"] / row.latency["p50"], 2)
         if row.best and baseline.best:
             row.speedup_throughput = round(row.best["texts_per_s"] / baseline.best["texts_per_s"], 2)
+
+
+def _side_by_side(rows: list[Row]) -> list[dict[str, Any]]:
+    """Files load-tested behind several servers on one device: per level, each server's figures."""
+    groups: dict[tuple[str, str], list[Row]] = {}
+    for row in rows:
+        if row.levels:
+            groups.setdefault((row.model.sha256, row.device), []).append(row)
+    entries = []
+    for (_, device), members in groups.items():
+        if len({m.server for m in members}) < 2:
+            continue
+        ours = next((m for m in members if m.server == "studentpack"), None)
+        entry: dict[str, Any] = {
+            "model": f"{members[0].model.run} {members[0].model.variant}",
+            "device": device,
+            "servers": {
+                m.server: m.levels for m in sorted(members, key=lambda m: (m.server != "studentpack", m.server))
+            },
+            "ratios": {},
+        }
+        if ours is not None:
+            by_users = {lv["users"]: lv for lv in ours.levels}
+            for other in (m for m in members if m is not ours):
+                entry["ratios"][other.server] = [
+                    {
+                        "users": lv["users"],
+                        "throughput_studentpack_over_other": _ratio(
+                            by_users[lv["users"]]["texts_per_s"], lv["texts_per_s"]
+                        ),
+                        "p50_other_over_studentpack": _ratio(lv.get("p50"), by_users[lv["users"]].get("p50")),
+                    }
+                    for lv in other.levels
+                    if lv["users"] in by_users
+                ]
+        entries.append(entry)
+    return entries
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 3) if a and b else None
 
 
 def _mark_frontier(rows: list[Row]) -> None:

@@ -50,6 +50,12 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
     "--max-batch-tokens": ("max_batch_tokens", int, "padded tokens per batch (default max-batch x max-length)"),
     "--max-wait-ms": ("max_wait_ms", float, "longest wait for companions under concurrent load (default 5)"),
     "--max-gap-ms": ("max_gap_ms", float, "stop waiting once no request has arrived for this long (default 1)"),
+    "--split-cost-tokens": (
+        "split_cost_tokens",
+        int,
+        "run a mixed-length batch as length-sorted sub-batches when padding costs more than this many "
+        "tokens per extra call; 0: never split (default: 64 on CPU, off on GPU)",
+    ),
     "--max-queue": ("max_queue", int, "queued texts per model before 503 (default 1024)"),
     "--max-inputs": ("max_inputs", int, "texts per request (default 256)"),
     "--max-body-bytes": ("max_body_bytes", int, "request body limit (default 2 MiB)"),

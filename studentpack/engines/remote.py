@@ -15,7 +15,8 @@ Any other Open Inference Protocol v2 server (Triton running `studentpack export 
 model) has no /v1/models: the model is then read from GET /v2/models/NAME (output `embedding` or
 `logits`, its width) and run through POST /v2/models/NAME/infer with the texts as a BYTES tensor of
 shape [N, 1]. Such a server does not say how many texts it cut, nor, unless its config carries a
-`max_length` parameter (Triton's GET .../config), at how many tokens.
+`max_length` parameter (Triton's GET .../config), at how many tokens; a `source_sha256` parameter
+there names the variant directory it was built from (see `oip_server_facts`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 API_KEY_ENV = "STUDENTPACK_API_KEY"
 _OIP_MODEL = re.compile(r"^(?P<prefix>.*)/v2/models/(?P<name>[^/]+)$")
 _RETRIES = 5
+MAX_LENGTH_PARAMETER = "max_length"  # config.pbtxt parameters written by `studentpack export --triton`
+SOURCE_SHA_PARAMETER = "source_sha256"
 
 
 def parse_url(url: str) -> tuple[str, str | None]:
@@ -245,19 +248,57 @@ class HttpEncoder:
             )
         shape = outputs["embedding" if kind == "embedding" else "logits"].get("shape") or [-1]
         dim = int(shape[-1])
-        config = self._request("GET", f"/v2/models/{name}/config")  # Triton's extension; absent elsewhere
-        params = (config.json().get("parameters") or {}) if config.status_code == 200 else {}
-        max_length = int((params.get("max_length") or {}).get("string_value") or 0) or 128
+        facts = oip_server_facts(self._client, name)
         labels = [f"LABEL_{i}" for i in range(dim)] if kind == "classifier" else []
-        return {
+        model = {
             "id": name,
             "kind": kind,
             "dim": dim,
-            "max_length": max_length,
+            "max_length": facts.get("max_length") or 128,
             "labels": labels,
             "protocol": "oip",
             "platform": meta.get("platform"),
         }
+        return {**model, **{k: facts[k] for k in ("sha256", "device") if facts.get(k)}}
+
+
+def oip_server_facts(client: httpx.Client, name: str) -> dict[str, Any]:
+    """What another OIP v2 server tells of itself and of model `name`, as far as it does.
+
+    server: its name from GET /v2 ("triton"), else "oip". From Triton's GET /v2/models/NAME/config
+    extension: the `max_length` and `source_sha256` parameters that `studentpack export --triton`
+    writes (sha256: the content hash of the variant directory the model was built from, the same hash
+    `studentpack serve` reports, so reports can put both servers of one variant side by side), and
+    the device its instances run on.
+    """
+    facts: dict[str, Any] = {"server": "oip"}
+    try:
+        answer = client.get("/v2")
+        if answer.status_code == 200 and isinstance(answer.json(), dict):
+            facts["server"] = str(answer.json().get("name") or "oip")
+        answer = client.get(f"/v2/models/{name}/config")
+        config = answer.json() if answer.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return facts
+    if not isinstance(config, dict):
+        return facts
+    params = config.get("parameters") or {}
+    if isinstance(params, dict):
+        facts["max_length"] = _int((params.get(MAX_LENGTH_PARAMETER) or {}).get("string_value"))
+        facts["sha256"] = (params.get(SOURCE_SHA_PARAMETER) or {}).get("string_value") or None
+    kinds = {g.get("kind") for g in config.get("instance_group") or [] if isinstance(g, dict)}
+    if kinds == {"KIND_CPU"}:
+        facts["device"] = "cpu"
+    elif "KIND_GPU" in kinds:
+        facts["device"] = "cuda"
+    return facts
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) or None
+    except (TypeError, ValueError):
+        return None
 
 
 def open_remote(url: str, max_length: int = 128, api_key: str | None = None, **kwargs: Any) -> HttpEncoder:

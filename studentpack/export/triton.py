@@ -38,7 +38,9 @@ from typing import Any
 import onnx
 
 from studentpack.atomic import atomic_dir
+from studentpack.engines.remote import MAX_LENGTH_PARAMETER, SOURCE_SHA_PARAMETER
 from studentpack.errors import UserError
+from studentpack.provenance import hash_directory
 
 _TYPES: dict[int, str] = {
     onnx.TensorProto.INT64: "TYPE_INT64",
@@ -233,7 +235,8 @@ def _write_text_model(where: Path, directory: Path, outputs: list[TensorSpec], s
         shutil.copy2(directory / file, where / "1" / file)
     shutil.copy2(_MODEL_PY, where / "1" / "model.py")
     parameters = {
-        "max_length": str(min(settings.max_length, int(record.get("max_length") or settings.max_length))),
+        MAX_LENGTH_PARAMETER: str(min(settings.max_length, int(record.get("max_length") or settings.max_length))),
+        SOURCE_SHA_PARAMETER: hash_directory(directory),  # lets reports join Triton's figures to the variant
         "pad_token_id": str(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
         "intra_op_threads": str(settings.threads),
     }

@@ -13,6 +13,8 @@ Policy (one asyncio task per model, one inference thread per model):
 - The queue is bounded (`max_queue` items): `submit` raises `QueueFull` at once when it is full.
 - A request whose deadline passes before its rows run is failed with `DeadlineExceeded` and not computed.
 - Each request's rows are sorted by length, so a large request is cut into batches with little padding.
+- A batch of mixed lengths may run as a few length-sorted sub-batches (`length_split`) when that
+  costs less than padding every row to the longest; `call_cost_tokens` 0 turns this off.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from studentpack.serving.backends import Backend
+from studentpack.serving.length_split import run_in_groups
 from studentpack.serving.metrics import Metrics
 
 
@@ -88,6 +91,7 @@ class Batcher:
         max_wait_s: float,
         max_queue: int,
         max_gap_s: float | None = None,
+        call_cost_tokens: int = 0,
     ) -> None:
         self.name = name
         self.backend = backend
@@ -97,6 +101,7 @@ class Batcher:
         self.max_wait_s = max_wait_s
         self.max_gap_s = max_wait_s if max_gap_s is None else min(max_gap_s, max_wait_s)
         self.max_queue = max_queue
+        self.call_cost_tokens = call_cost_tokens
         self._jobs: deque[_Job] = deque()
         self._queued = 0  # rows waiting
         self._wake = asyncio.Event()
@@ -190,7 +195,9 @@ class Batcher:
             self._running = 1
             self.series.running.set(1)
             try:
-                rows = await loop.run_in_executor(self._executor, self.backend.run, batch.ids, batch.types)
+                rows = await loop.run_in_executor(
+                    self._executor, run_in_groups, self.backend.run, batch.ids, batch.types, self.call_cost_tokens
+                )
             except asyncio.CancelledError:  # stopped mid-batch: its requests are answered, not left waiting
                 for job, _, _ in batch.parts:
                     _fail(job, ShuttingDown())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from studentpack.errors import UserError
+from studentpack.serving.length_split import CPU_CALL_COST_TOKENS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
@@ -21,6 +22,7 @@ class ServeConfig:
     max_batch_tokens: int = 0  # padded tokens per batch (items x longest); 0: max_batch * max_length
     max_wait_ms: float = 5.0  # the longest a request waits for companions before its batch runs
     max_gap_ms: float = 1.0  # a batch that is not full runs once no request has arrived for this long
+    split_cost_tokens: int = -1  # a sub-batch's fixed cost in padded tokens; 0: never split; -1: 64 on CPU, 0 on GPU
     max_queue: int = 1024  # queued items per model; beyond it: 503 + Retry-After at once
     max_inputs: int = 256  # texts per request
     max_body_bytes: int = 2 * 1024 * 1024
@@ -41,9 +43,18 @@ class ServeConfig:
         for name in ("threads", "max_batch_tokens", "max_wait_ms", "max_gap_ms"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.split_cost_tokens < -1:
+            raise UserError(f"split_cost_tokens must be -1 (auto), 0 (off) or positive, got {self.split_cost_tokens}")
         if self.request_timeout_s <= 0 or self.grace_s < 0:
             raise UserError("request_timeout_s must be positive and grace_s not negative")
         if self.max_inputs > self.max_queue:
             raise UserError(f"max_inputs ({self.max_inputs}) cannot exceed max_queue ({self.max_queue})")
         if self.log_level not in LOG_LEVELS:
             raise UserError(f"log_level {self.log_level!r}: use one of {', '.join(LOG_LEVELS)}")
+
+    @property
+    def call_cost_tokens(self) -> int:
+        """The batcher's sub-batch cost: on a GPU a call costs far more than padding, so auto is off there."""
+        if self.split_cost_tokens >= 0:
+            return self.split_cost_tokens
+        return CPU_CALL_COST_TOKENS if self.device == "cpu" else 0

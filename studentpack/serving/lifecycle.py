@@ -127,4 +127,5 @@ class Lifecycle:
             max_wait_s=c.max_wait_ms / 1000.0,
             max_queue=c.max_queue,
             max_gap_s=c.max_gap_ms / 1000.0,
+            call_cost_tokens=c.call_cost_tokens,
         )
