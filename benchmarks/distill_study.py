@@ -17,6 +17,8 @@ Plans:
   comparison  the seed paper's question: OD, HS (each named layer map), MHA, HS+MHA and the
               sentence-transformers baseline (EMB) on 3x384, 2x384 and 4x256 students, seeds --seeds
   curve       the best method's quality against tokens seen (checkpoints of one long run)
+  tune        variants of the comparison's best 3-layer run (HS, uniform-last), as distill flags, on
+              the comparison's corpus and budget: --variant lr2e-4="--lr 2e-4"
 
     python benchmarks/distill_study.py packing
     python benchmarks/distill_study.py comparison --steps 300 --seeds 0,1 --finetune
@@ -74,6 +76,9 @@ def plan_runs(args: argparse.Namespace) -> list[Run]:
         return [init, Run("packed", "mha"), Run("lines", "mha", ["--no-pack"])]
     if args.plan == "quick":  # variants of the quick main job: --variant NAME="distill flags"
         return [init, *(Run(name, "mha", shlex.split(flags)) for name, flags in args.variants)]
+    if args.plan == "tune":  # variants of the comparison's best 3-layer run, on its corpus and budget
+        base = ["--layer-map", "uniform-last"]
+        return [init, *(Run(name, "hs", [*base, *shlex.split(flags)]) for name, flags in args.variants)]
     if args.plan == "curve":
         every = str(max(1, args.steps // 8))
         return [init, Run(f"curve-{args.curve_method}", args.curve_method, ["--snapshot-every", every])]
@@ -147,7 +152,7 @@ def score(model: Path, args: argparse.Namespace, cache: Path) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("plan", choices=["packing", "quick", "comparison", "curve"])
+    parser.add_argument("plan", choices=["packing", "quick", "comparison", "curve", "tune"])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -164,7 +169,7 @@ def main() -> None:
     parser.add_argument("--curve-method", default="mha")
     parser.add_argument("--variant", dest="variants", action="append", default=[],
                         type=lambda s: tuple(s.split("=", 1)), metavar='NAME="FLAGS"',
-                        help="quick plan: a variant of the quick main job, as distill flags (repeatable)")  # fmt: skip
+                        help="quick and tune plans: a variant, as distill flags (repeatable)")  # fmt: skip
     parser.add_argument("--only", help="comma list of run names to do now (the rest are reported if cached)")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
