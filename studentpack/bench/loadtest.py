@@ -139,7 +139,7 @@ def _oip_metadata(client: httpx.Client, target: Target) -> None:
         facts = oip_server_facts(client, target.model)
         target.server = facts.pop("server")
         target.info = {"platform": meta.get("platform"), "versions": meta.get("versions")}
-        target.info.update({k: v for k, v in facts.items() if v is not None})
+        target.info.update(facts)
     inputs = meta.get("inputs") or []
     if inputs and isinstance(inputs[0], dict) and len(inputs[0].get("shape") or []) == 2:
         target.oip_shape = "n1"  # a batching Triton model: [N, 1] BYTES

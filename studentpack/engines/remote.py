@@ -274,8 +274,9 @@ def oip_server_facts(client: httpx.Client, name: str) -> dict[str, Any]:
     facts: dict[str, Any] = {"server": "oip"}
     try:
         answer = client.get("/v2")
-        if answer.status_code == 200 and isinstance(answer.json(), dict):
-            facts["server"] = str(answer.json().get("name") or "oip")
+        server = answer.json() if answer.status_code == 200 else {}
+        if isinstance(server, dict):
+            facts["server"] = str(server.get("name") or "oip")
         answer = client.get(f"/v2/models/{name}/config")
         config = answer.json() if answer.status_code == 200 else {}
     except (httpx.HTTPError, ValueError):
@@ -284,14 +285,22 @@ def oip_server_facts(client: httpx.Client, name: str) -> dict[str, Any]:
         return facts
     params = config.get("parameters") or {}
     if isinstance(params, dict):
-        facts["max_length"] = _int((params.get(MAX_LENGTH_PARAMETER) or {}).get("string_value"))
-        facts["sha256"] = (params.get(SOURCE_SHA_PARAMETER) or {}).get("string_value") or None
+        told = {
+            "max_length": _int(_parameter(params, MAX_LENGTH_PARAMETER)),
+            "sha256": _parameter(params, SOURCE_SHA_PARAMETER) or None,
+        }
+        facts.update({k: v for k, v in told.items() if v is not None})
     kinds = {g.get("kind") for g in config.get("instance_group") or [] if isinstance(g, dict)}
     if kinds == {"KIND_CPU"}:
         facts["device"] = "cpu"
     elif "KIND_GPU" in kinds:
         facts["device"] = "cuda"
     return facts
+
+
+def _parameter(params: dict[str, Any], key: str) -> Any:
+    entry = params.get(key)
+    return entry.get("string_value") if isinstance(entry, dict) else None
 
 
 def _int(value: Any) -> int | None:
