@@ -116,7 +116,10 @@ def distill(run: Run, args: argparse.Namespace, out: Path) -> dict[str, Any]:
                                                                     for x in ("--corpus", c)]  # fmt: skip
             budget = [] if args.plan in ("packing", "quick") else ["--steps", str(args.steps), "--batch-size",
                                                                    str(args.batch_size)]  # fmt: skip
-            argv = ["distill", "--method", run.method, "--seed", str(run.seed), *corpus, *budget, *run.args,
+            # the comparison, curve and tune rows were measured on joined packing: keep new rows comparable
+            # whatever the default (a variant may still pass --isolate-lines, the last flag wins)
+            joined = [] if args.plan in ("packing", "quick") else ["--no-isolate-lines"]
+            argv = ["distill", "--method", run.method, "--seed", str(run.seed), *corpus, *budget, *joined, *run.args,
                     "--device", args.device, "--checkpoint-every", str(args.checkpoint_every), "--out", str(out),
                     "--overwrite", "--quiet"]  # fmt: skip
         print(f"[study] distill {run.name}: {' '.join(argv[1:])}", file=sys.stderr, flush=True)
@@ -285,6 +288,7 @@ def _row(run: Run, manifest: dict[str, Any], metrics: dict[str, float | None], t
         "student": manifest["student"],
         "steps": manifest["steps"],
         "pack": manifest["config"].get("pack"),
+        "isolate_lines": manifest["config"].get("isolate_lines", False),
         "tokens_seen": manifest.get("tokens_seen"),
         "tokens_per_s": manifest.get("tokens_per_s"),
         "distill_seconds": manifest.get("train_seconds"),

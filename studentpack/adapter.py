@@ -17,6 +17,7 @@ from torch import nn
 
 from studentpack.errors import UserError
 from studentpack.features import FeatureRequest, Features
+from studentpack.segments import encoder_inputs
 from studentpack.sources import read_model_config
 
 # Hugging Face models are reached by attribute paths that differ per family; typed loosely on purpose.
@@ -192,27 +193,31 @@ def run_encoder(
     input_ids: torch.Tensor,
     attention_mask: torch.Tensor,
     request: FeatureRequest,
+    segments: torch.Tensor | None = None,
 ) -> tuple[Features, torch.Tensor]:
     """Forward pass returning the requested features and the last computed hidden state (B, T, H).
 
     When the deepest thing asked for is a layer's Q/K/V (MHA), that layer's attention output and
     FFN are not computed at all: layers below it run normally, then only its three projections.
+    segments (B, T), from isolated packing, keeps each packed line to itself (studentpack.segments).
     """
     top = max(request.qkv_layers, default=0)
     qkv_only_top = top > max(request.hidden_layers, default=0) and not request.mlm_logits
     want_hidden = bool(request.hidden_layers)
     below = request.qkv_layers - {top} if qkv_only_top else request.qkv_layers
+    inputs = {"attention_mask": attention_mask} if segments is None else encoder_inputs(model, segments)
     with capture_qkv(model, below) as qkv:
         if qkv_only_top:
             with _only_first_layers(model, top - 1):
-                out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
+                out = model(input_ids=input_ids, output_hidden_states=want_hidden, **inputs)
         else:
-            out = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden)
+            out = model(input_ids=input_ids, output_hidden_states=want_hidden, **inputs)
     triples = {layer: (q, k, v) for layer, (q, k, v) in qkv.items()}
     if qkv_only_top:
         triples[top] = tuple(m(out.last_hidden_state) for m in _qkv_modules(model, top))
     hidden = {i: out.hidden_states[i] for i in request.hidden_layers} if want_hidden else {}
-    return Features(attention_mask=attention_mask, hidden=hidden, qkv=triples), out.last_hidden_state
+    features = Features(attention_mask=attention_mask, hidden=hidden, qkv=triples, segments=segments)
+    return features, out.last_hidden_state
 
 
 def mlm_head_weights(path: Path, model_type: str) -> dict[str, torch.Tensor] | None:

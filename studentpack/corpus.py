@@ -122,3 +122,19 @@ def _prose_paragraphs(lines: Iterable[str]) -> list[str]:
             continue
         current.append(line.strip())
     return out
+
+
+# a sentence ends at . ! or ? (closing quotes and brackets may follow) before a capital or an opening mark
+_SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(texts: Sequence[str]) -> list[str]:
+    """Each paragraph cut into its sentences (in order; fragments under the minimum word count dropped).
+
+    A heuristic, not a parser: abbreviations such as "H. americanus" may split a sentence in two. It
+    serves sentence embedders, whose inputs are sentences rather than the paragraphs a corpus holds.
+    """
+    out: list[str] = []
+    for text in texts:
+        out.extend(s.strip() for s in _SENTENCE_END.split(text) if len(s.split()) >= _MIN_WORDS)
+    return out

@@ -39,6 +39,8 @@ class Features:
     qkv: layer index -> (Q, K, V), each (B, T, H) before the split into heads.
     mlm_logits: (M, V) logits at the M masked positions, when asked for.
     mlm_labels: (M,) original token ids at those positions (the same for student and teacher).
+    segments: (B, T) line numbers under isolated packing (0 on padding), else None: losses that
+    relate tokens to each other or pool them must then stay within a line.
     """
 
     attention_mask: torch.Tensor
@@ -46,3 +48,4 @@ class Features:
     qkv: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     mlm_logits: torch.Tensor | None = None
     mlm_labels: torch.Tensor | None = None
+    segments: torch.Tensor | None = None

@@ -64,3 +64,33 @@ def test_the_embedded_english_corpus_ships_and_loads() -> None:
     assert len(corpus.texts) > 5000 and len(set(corpus.texts)) == len(corpus.texts)
     words = sum(len(t.split()) for t in corpus.texts)
     assert 60_000 < words < 200_000  # a few hundred KB of general English, not a stub
+
+
+def test_split_sentences_cuts_paragraphs_at_sentence_ends() -> None:
+    from studentpack.corpus import split_sentences
+
+    paragraph = (
+        "Homarus gammarus , known as the European lobster , is a species . It is related to the American "
+        'lobster , H. americanus . He said "Go home now." Then he left the room! Short one. 1990 was a dry year.'
+    )
+    assert split_sentences([paragraph]) == [
+        "Homarus gammarus , known as the European lobster , is a species .",
+        "It is related to the American lobster , H. americanus .",  # a lower-case word after "H." is no new sentence
+        'He said "Go home now."',
+        "Then he left the room!",
+        "1990 was a dry year.",  # "Short one." is under the four-word minimum
+    ]
+
+
+def test_distill_split_sentences_trains_on_sentences(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    corpus = tmp_path / "text.txt"
+    capitalised = [s.capitalize() for s in SENTENCES]
+    corpus.write_text("\n".join(". ".join(capitalised[i : i + 4]) + "." for i in range(0, len(SENTENCES), 4)))
+    common = ["distill", "--teacher", str(tiny_bert_dir), "--corpus", str(corpus), "--steps", "1", "--batch-size",
+              "2", "--max-length", "64", "--threads", "1", "--quiet", "--student-layers", "2", "--no-pack"]  # fmt: skip
+    assert main([*common, "--out", str(tmp_path / "paragraphs")]) == 0
+    assert main([*common, "--split-sentences", "--out", str(tmp_path / "sentences")]) == 0
+    paragraphs = json.loads((tmp_path / "paragraphs" / "student" / "studentpack.json").read_text())
+    sentences = json.loads((tmp_path / "sentences" / "student" / "studentpack.json").read_text())
+    assert sentences["config"]["split_sentences"] is True
+    assert sentences["corpus_tokens"]["chunks"] > 2 * paragraphs["corpus_tokens"]["chunks"]

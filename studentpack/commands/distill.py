@@ -61,6 +61,8 @@ _FLAG_KEYS: dict[str, str] = {
     "batch_size": "batch_size",
     "max_length": "max_length",
     "pack": "pack",
+    "isolate_lines": "isolate_lines",
+    "split_sentences": "split_sentences",
     "lr": "lr",
     "warmup": "warmup",
     "schedule": "schedule",
@@ -158,6 +160,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=s,
         help="join consecutive lines into full-length sequences (default: on; --no-pack: a line per sequence)",
+    )
+    opt.add_argument(
+        "--isolate-lines",
+        action=argparse.BooleanOptionalAction,
+        default=s,
+        help="packed lines each keep their own [CLS]/[SEP], positions and attention, so the model sees short "
+        "lines as it would alone, minus the padding (default: off; --no-isolate-lines: lines attend to each other)",
+    )
+    opt.add_argument(
+        "--split-sentences",
+        action=argparse.BooleanOptionalAction,
+        default=s,
+        help="cut corpus paragraphs into sentences before tokenizing (a heuristic on . ! ?), so the student "
+        "trains on the units a sentence embedder encodes (default: off)",
     )
     opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 6e-4)")
     opt.add_argument("--warmup", type=float, default=s, help="warm-up as a fraction of steps (default 0.1)")

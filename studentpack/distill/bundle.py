@@ -75,7 +75,7 @@ class StudentBundle(nn.Module):
         mlm_positions: torch.Tensor,  # (M,) flat indices into B*T
         teacher: Features,
     ) -> dict[str, torch.Tensor]:
-        features, last = adapter.run_encoder(self.encoder, input_ids, attention_mask, self.request)
+        features, last = adapter.run_encoder(self.encoder, input_ids, attention_mask, self.request, teacher.segments)
         if self.head is not None:
             features.mlm_logits = self.head(last.flatten(0, 1)[mlm_positions])  # (B*T, H) -> (M, V)
             features.mlm_labels = teacher.mlm_labels
@@ -107,8 +107,9 @@ class TeacherRunner:
         attention_mask: torch.Tensor,
         mlm_positions: torch.Tensor,
         mlm_labels: torch.Tensor,
+        segments: torch.Tensor | None = None,  # (B, T) line numbers under isolated packing
     ) -> Features:
-        features, last = adapter.run_encoder(self.encoder, input_ids, attention_mask, self.request)
+        features, last = adapter.run_encoder(self.encoder, input_ids, attention_mask, self.request, segments)
         if self.head is not None:
             features.mlm_logits = self.head(last.flatten(0, 1)[mlm_positions])  # (M, V)
         features.mlm_labels = mlm_labels

@@ -12,35 +12,46 @@ from typing import Any
 
 import torch
 
+from studentpack.segments import segment_ids
+
 _MIN_CHUNK_TOKENS = 4
 _TOKENIZE_BATCH = 1000
 
 
 @dataclass(frozen=True)
 class Chunks:
-    """Token-id sequences with special tokens, each at most max_length long."""
+    """Token-id sequences with special tokens, each at most max_length long.
+
+    segments: with isolated packing, each row's line lengths ([CLS] and [SEP] included); else None.
+    """
 
     sequences: list[list[int]]
+    segments: list[list[int]] | None = None
 
     @property
     def tokens(self) -> int:
         return sum(len(s) for s in self.sequences)
 
 
-def tokenize_corpus(texts: Sequence[str], tokenizer: Any, max_length: int, pack: bool = False) -> Chunks:
+def tokenize_corpus(
+    texts: Sequence[str], tokenizer: Any, max_length: int, pack: bool = False, isolate: bool = False
+) -> Chunks:
     """Token-id sequences of at most max_length, with [CLS]/[SEP] (or <s>/</s>).
 
     Unpacked: one line per sequence, long lines split into pieces of max_length - 2 tokens.
-    Packed: consecutive lines joined by [SEP] fill each sequence to max_length (a line that does not
-    fit continues in the next sequence), so a batch carries no padding but its last row's. Lines in
-    one sequence attend to each other, as in BERT's and RoBERTa's pre-training on packed text; the
-    teacher sees exactly the same input, so every transfer target stays consistent.
+    Packed, joined (isolate=False): consecutive lines joined by [SEP] fill each sequence to max_length
+    (a line that does not fit continues in the next sequence), so a batch carries no padding but its
+    last row's. Lines in one sequence attend to each other, as in BERT's and RoBERTa's pre-training
+    on packed text; the teacher sees exactly the same input, so every transfer target stays consistent.
+    Packed, isolated: the unpacked sequences ([CLS] line [SEP]) placed end to end in rows of at most
+    max_length, with their lengths in `segments`, so the model can keep each line to itself
+    (studentpack.segments): the inputs of unpacked lines without their padding.
     """
     # [CLS] x [SEP] for BERT, <s> x </s> for RoBERTa: both tokenizers name them cls/sep
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     body = max_length - 2
     lines = [ids for ids in _token_ids(texts, tokenizer) if ids]
-    if pack:
+    if pack and not isolate:
         return Chunks(_packed(lines, cls, sep, body))
     sequences: list[list[int]] = []
     for ids in lines:
@@ -48,7 +59,20 @@ def tokenize_corpus(texts: Sequence[str], tokenizer: Any, max_length: int, pack:
             piece = ids[i : i + body]
             if len(piece) >= _MIN_CHUNK_TOKENS:
                 sequences.append([cls, *piece, sep])
-    return Chunks(sequences)
+    return _side_by_side(sequences, max_length) if pack else Chunks(sequences)
+
+
+def _side_by_side(sequences: list[list[int]], max_length: int) -> Chunks:
+    """Consecutive sequences concatenated into rows of at most max_length tokens (none is cut)."""
+    rows: list[list[int]] = []
+    lengths: list[list[int]] = []
+    for seq in sequences:
+        if not rows or len(rows[-1]) + len(seq) > max_length:
+            rows.append([])
+            lengths.append([])
+        rows[-1].extend(seq)
+        lengths[-1].append(len(seq))
+    return Chunks(rows, lengths)
 
 
 def _token_ids(texts: Sequence[str], tokenizer: Any) -> list[list[int]]:
@@ -105,6 +129,16 @@ class BatchPlan:
 
     def epoch_of(self, step: int) -> float:
         return step * self.world_size * self.batch_size / self.n
+
+
+def collate_rows(
+    chunks: Chunks, indices: Sequence[int], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The rows at `indices`: (B, T) ids, (B, T) attention mask, and (B, T) line numbers when isolated."""
+    ids, mask = collate([chunks.sequences[i] for i in indices], pad_id)
+    if chunks.segments is None:
+        return ids, mask, None
+    return ids, mask, segment_ids([chunks.segments[i] for i in indices], ids.shape[1])
 
 
 def collate(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

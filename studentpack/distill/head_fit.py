@@ -18,8 +18,9 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from studentpack import adapter, atomic
-from studentpack.distill.data import BatchPlan, Chunks, collate, mask_tokens
+from studentpack.distill.data import BatchPlan, Chunks, collate_rows, mask_tokens
 from studentpack.mlm_head import MLMHead
+from studentpack.segments import encoder_inputs
 
 CACHE = "teacher_head"
 
@@ -53,10 +54,13 @@ def mlm_loss(
     mask_prob: float,
     device: torch.device,
 ) -> torch.Tensor:
-    ids, mask = collate([chunks.sequences[i] for i in indices], tokenizer.pad_token_id)
+    ids, mask, segments = collate_rows(chunks, indices, tokenizer.pad_token_id)
     batch = mask_tokens(ids, mask, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), mask_prob, gen)
+    inputs = {"attention_mask": mask} if segments is None else encoder_inputs(encoder, segments)
     with torch.no_grad():
-        states = encoder(input_ids=batch.input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+        states = encoder(
+            input_ids=batch.input_ids.to(device), **{k: v.to(device) for k, v in inputs.items()}
+        ).last_hidden_state
     logits = head(states.flatten(0, 1)[batch.positions.to(device)])  # (M, V)
     return F.cross_entropy(logits, batch.labels.to(device))
 

@@ -127,6 +127,7 @@ def read_config(run: RunDir) -> DistillConfig:
         raise UserError(f"cannot read {run.config}: {exc}") from exc
     if isinstance(data, dict):
         data.setdefault("pack", False)  # runs saved before packing existed went a line per sequence
+        data.setdefault("isolate_lines", False)  # and packed runs before isolation joined their lines
     return build(DistillConfig, data)
 
 

@@ -21,9 +21,10 @@ import torch
 from tqdm.auto import tqdm
 
 from studentpack import adapter
+from studentpack.corpus import split_sentences
 from studentpack.distill import checkpoint, head_fit
 from studentpack.distill.bundle import StudentBundle, TeacherRunner, build_transfers, merged_request, term_weight
-from studentpack.distill.data import BatchPlan, Chunks, collate, mask_tokens, tokenize_corpus
+from studentpack.distill.data import BatchPlan, Chunks, collate_rows, mask_tokens, tokenize_corpus
 from studentpack.distill.manifest import write_student
 from studentpack.distill.plan import RunPlan
 from studentpack.distill.rundir import RunDir, retire_checkpoints, truncate_log
@@ -78,7 +79,10 @@ class Distiller:
         plan, cfg = self.plan, self.cfg
         self.tokenizer = adapter.load_tokenizer(plan.teacher.path)
         teacher = adapter.load_encoder(plan.teacher.path, cfg.allow_pickle, role="teacher")
-        self.chunks: Chunks = tokenize_corpus(plan.corpus.texts, self.tokenizer, cfg.max_length, pack=cfg.pack)
+        texts = split_sentences(plan.corpus.texts) if cfg.split_sentences else plan.corpus.texts
+        self.chunks: Chunks = tokenize_corpus(
+            texts, self.tokenizer, cfg.max_length, pack=cfg.pack, isolate=cfg.isolate_lines
+        )
         if not self.chunks.sequences:
             from studentpack.errors import UserError
 
@@ -171,9 +175,10 @@ class Distiller:
         self._train(optimizer, start, counters)
         return self._finish(counters, time.perf_counter() - wall_start)
 
-    def _batch(self, plan: BatchPlan, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _batch(self, plan: BatchPlan, step: int) -> tuple[torch.Tensor, ...]:
+        """(B, T) ids, attention mask and line numbers (or an empty tensor), and the MLM positions and labels."""
         rank = self.acc.process_index
-        ids, mask = collate([self.chunks.sequences[i] for i in plan.indices(step, rank)], self.tokenizer.pad_token_id)
+        ids, mask, segments = collate_rows(self.chunks, plan.indices(step, rank), self.tokenizer.pad_token_id)
         if self.needs_mlm:
             gen = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 997 + rank)
             masked = mask_tokens(
@@ -184,12 +189,13 @@ class Distiller:
         else:
             positions = labels = torch.zeros(0, dtype=torch.long)
         device = self.acc.device
-        return ids.to(device), mask.to(device), positions.to(device), labels.to(device)
+        lines = segments if segments is not None else torch.zeros(0, dtype=torch.long)
+        return ids.to(device), mask.to(device), lines.to(device), positions.to(device), labels.to(device)
 
     def _step(self, optimizer: Any, plan: BatchPlan, step: int) -> tuple[dict[str, float], int]:
         cfg = self.cfg
-        ids, mask, positions, labels = self._batch(plan, step)
-        teacher = self.teacher(ids, mask, positions, labels)
+        ids, mask, lines, positions, labels = self._batch(plan, step)
+        teacher = self.teacher(ids, mask, positions, labels, lines if lines.numel() else None)
         with self.acc.autocast():
             terms = self.bundle(ids, mask, positions, teacher)
             loss = sum(term_weight(self.plan, name) * value for name, value in terms.items())

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from studentpack.features import FeatureRequest, Features
+from studentpack.segments import segment_means
 from studentpack.transfer.base import Transfer
 
 
@@ -19,6 +20,13 @@ def pooled(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Masked mean over real tokens: (B, T, H) -> (B, H)."""
     mask = attention_mask.unsqueeze(-1).to(states.dtype)  # (B, T, 1)
     return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+
+
+def _sentences(states: torch.Tensor, features: Features) -> torch.Tensor:
+    """One pooled vector per sentence: per row, or per line when lines are packed in isolation."""
+    if features.segments is not None:
+        return segment_means(states, features.segments)  # (B, T, H) -> (N, H)
+    return pooled(states, features.attention_mask)  # (B, T, H) -> (B, H)
 
 
 class EmbeddingTransfer(Transfer):
@@ -36,11 +44,11 @@ class EmbeddingTransfer(Transfer):
         return FeatureRequest(hidden_layers=frozenset({self.teacher_layer}))
 
     def forward(self, student: Features, teacher: Features) -> dict[str, torch.Tensor]:
-        s = pooled(student.hidden[self.student_layer], student.attention_mask)  # (B, H_s)
+        s = _sentences(student.hidden[self.student_layer], student)  # (N, H_s): N rows, or N packed lines
         if self.projection is not None:
-            s = self.projection(s)  # (B, H_s) -> (B, H_t)
-        t = pooled(teacher.hidden[self.teacher_layer].to(s.dtype), teacher.attention_mask)  # (B, H_t)
-        # (B, H_t) unit vectors; the mean over dimensions is sentence-transformers' MSELoss
+            s = self.projection(s)  # (N, H_s) -> (N, H_t)
+        t = _sentences(teacher.hidden[self.teacher_layer].to(s.dtype), teacher)  # (N, H_t)
+        # (N, H_t) unit vectors; the mean over dimensions is sentence-transformers' MSELoss
         return {"emb": F.mse_loss(F.normalize(s, dim=-1), F.normalize(t, dim=-1))}
 
     def describe(self) -> dict[str, object]:

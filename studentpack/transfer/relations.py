@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from studentpack.errors import UserError
 from studentpack.features import FeatureRequest, Features
+from studentpack.segments import same_segment
 from studentpack.transfer.base import Transfer
 
 RELATIONS = ("qq", "kk", "vv")
@@ -62,11 +63,12 @@ def _flat_scaled(h: torch.Tensor) -> torch.Tensor:
 
 
 def _flat_bias(key_bias: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
-    """(B, T) key bias -> (N, 1, T) for the flattened (R, B, Hr) batch."""
+    """(B, 1, T) or (B, T, T) key bias -> (N, 1, T) or (N, T, T) for the flattened (R, B, Hr) batch."""
     if key_bias is None:
         return None
     r, b, hr, t, _ = shape
-    return key_bias[None, :, None, None, :].expand(r, b, hr, 1, t).reshape(r * b * hr, 1, t)
+    q = key_bias.shape[1]  # 1 (the same keys for every query) or T (isolated lines)
+    return key_bias[None, :, None].expand(r, b, hr, q, t).reshape(r * b * hr, q, t)
 
 
 def _scores(flat: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -117,18 +119,25 @@ class _RelationLogSumExp(torch.autograd.Function):
         return (g * mixed + spread).to(ctx.input_dtype), None
 
 
-def relation_log_probs(x: torch.Tensor, key_mask: torch.Tensor, heads: int) -> torch.Tensor:
+def relation_log_probs(
+    x: torch.Tensor, key_mask: torch.Tensor, heads: int, segments: torch.Tensor | None = None
+) -> torch.Tensor:
     """Reference form (used in tests): (R, B, T, D) -> (R, B, Hr, T, T) log-probabilities over keys."""
     h = split_heads(x, heads)
-    scores = _scores(_flat_scaled(h), _flat_bias(_key_bias(key_mask, x.dtype), h.shape))
+    scores = _scores(_flat_scaled(h), _flat_bias(_key_bias(key_mask, x.dtype, segments), h.shape))
     return F.log_softmax(scores, dim=-1).view(*h.shape[:-1], h.shape[-2])
 
 
-def _key_bias(key_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
-    if bool(key_mask.all()):
+def _key_bias(key_mask: torch.Tensor, dtype: torch.dtype, segments: torch.Tensor | None = None) -> torch.Tensor | None:
+    """0 on the keys a query may relate to, -inf elsewhere: (B, 1, T), (B, T, T) for isolated lines, or None."""
+    if segments is not None:
+        allowed = same_segment(segments)  # (B, T, T); padding queries see only padding, never an empty row
+    elif bool(key_mask.all()):
         return None
-    zeros = torch.zeros(key_mask.shape, dtype=dtype, device=key_mask.device)
-    return zeros.masked_fill(~key_mask.bool(), float("-inf"))  # (B, T)
+    else:
+        allowed = key_mask.bool()[:, None, :]  # (B, 1, T)
+    zeros = torch.zeros(allowed.shape, dtype=dtype, device=key_mask.device)
+    return zeros.masked_fill(~allowed, float("-inf"))
 
 
 def _expected_score(h: torch.Tensor, p_t: torch.Tensor) -> torch.Tensor:
@@ -140,10 +149,17 @@ def _expected_score(h: torch.Tensor, p_t: torch.Tensor) -> torch.Tensor:
     return (h * mixed).sum(-1) / math.sqrt(h.shape[-1])
 
 
-def relation_kl(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor, heads: int) -> torch.Tensor:
+def relation_kl(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    attention_mask: torch.Tensor,
+    heads: int,
+    segments: torch.Tensor | None = None,
+) -> torch.Tensor:
     """KL(teacher || student) per relation: (R,) averaged over relation heads and real query tokens.
 
-    student: (R, B, T, D_s); teacher: (R, B, T, D_t); attention_mask: (B, T).
+    student: (R, B, T, D_s); teacher: (R, B, T, D_t); attention_mask: (B, T); segments: (B, T) line
+    numbers under isolated packing (a query then relates only to the keys of its own line).
 
     Per query q, with scores s (student) and t (teacher) over real keys k:
         KL = sum_k p_t log p_t - sum_k p_t log p_s
@@ -151,7 +167,7 @@ def relation_kl(student: torch.Tensor, teacher: torch.Tensor, attention_mask: to
     The expectations are small matmuls (see _expected_score) and lse(s) has a matmul-only backward,
     so the only (T, T) tensors are the two score matrices and their softmaxes.
     """
-    bias = _key_bias(attention_mask, student.dtype)  # (B, T)
+    bias = _key_bias(attention_mask, student.dtype, segments)  # (B, 1, T) or (B, T, T)
     h_s = split_heads(student, heads)  # (R, B, Hr, T, d_s)
     with torch.no_grad():
         h_t = split_heads(teacher.to(student.dtype), heads)  # (R, B, Hr, T, d_t)
@@ -184,7 +200,7 @@ class RelationTransfer(Transfer):
     def forward(self, student: Features, teacher: Features) -> dict[str, torch.Tensor]:
         s = torch.stack(student.qkv[self.student_layer])  # 3 x (B, T, D_s) -> (3, B, T, D_s)
         t = torch.stack(teacher.qkv[self.teacher_layer])  # 3 x (B, T, D_t) -> (3, B, T, D_t)
-        per_relation = relation_kl(s, t, student.attention_mask, self.relation_heads)  # (3,)
+        per_relation = relation_kl(s, t, student.attention_mask, self.relation_heads, student.segments)  # (3,)
         return {f"mha_{rel}": per_relation[i] for i, rel in enumerate(RELATIONS)}
 
     def describe(self) -> dict[str, object]:
