@@ -1,5 +1,6 @@
-"""Issue 9's long runs on a lent GPU, in one device call: the study's best transfer (HS, uniform-last)
-for the 3- and 2-layer students at a budget a CPU session cannot reach, scored on the shared data.
+"""Issue 9's long runs on a lent GPU, in one device call: the study's best transfer (HS, uniform-last, on
+sentences packed in isolation) for the 3- and 2-layer students at a budget a CPU session cannot
+reach, scored on the shared data.
 
 The device machine has torch, transformers and accelerate but no network, not our teacher package,
 and takes at most 64 MiB of carried files and gives back 8 files of 16 MiB. So:
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -160,8 +162,8 @@ def run(args: argparse.Namespace) -> None:
         argv = ["distill", "--teacher", str(teacher), *[x for c in corpus for x in ("--corpus", c)], "--method", "hs",
                 "--layer-map", "uniform-last", *SHAPES[shape], "--steps", str(args.steps), "--batch-size",
                 str(args.batch_size), "--lr", str(args.lr), "--device", args.device, "--precision", args.precision,
-                "--snapshot-every", str(max(1, args.steps // args.curve_points)), "--out", str(run_dir),
-                "--overwrite", "--quiet"]  # fmt: skip
+                "--snapshot-every", str(max(1, args.steps // args.curve_points)), *shlex.split(args.recipe),
+                "--out", str(run_dir), "--overwrite", "--quiet"]  # fmt: skip
         if cli(argv) != 0:
             summary["runs"][shape] = {"error": "distill failed"}
             continue
@@ -234,6 +236,8 @@ def main() -> None:
     r.add_argument("--device", default="cuda")
     r.add_argument("--precision", default="bf16")
     r.add_argument("--shapes", default="l3,l2")
+    r.add_argument("--recipe", default="--isolate-lines --split-sentences",
+                   help="more distill flags: the CPU study's best data setting (BENCHMARKS.md, Tuning)")  # fmt: skip
     r.add_argument("--curve-points", type=int, default=6, help="snapshots scored for the learning curve")
     r.add_argument("--probe-train", type=int, default=10_000, help="SST-2 probe train rows (the study's 10,000)")
     s = sub.add_parser("restore")

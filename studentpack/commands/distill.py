@@ -19,8 +19,9 @@ compared in Udagawa et al. (EMNLP 2023 Industry):
   hs+mha, od+mha, ...  weighted sums (--set hs_weight=..., mha_weight=...)
 
 With no arguments it distils the packaged all-MiniLM-L6-v2 into a 3-layer student by HS transfer on
-general English that ships with studentpack (embedded:english), in a few minutes on a laptop CPU:
-the transfer and corpus that lifted a quick run above its initialisation (see BENCHMARKS.md). The
+general English that ships with studentpack (embedded:english), lines packed side by side but each
+encoded as if alone (--isolate-lines), in a few minutes on a laptop CPU: the transfer, corpus and
+packing that lifted a quick run furthest above its initialisation (see BENCHMARKS.md). The
 result, runs/<method>-l<layers>/student/, is a Hugging Face directory (AutoModel.from_pretrained)
 with studentpack.json describing the run.
 
@@ -159,14 +160,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pack",
         action=argparse.BooleanOptionalAction,
         default=s,
-        help="join consecutive lines into full-length sequences (default: on; --no-pack: a line per sequence)",
+        help="fill full-length rows with consecutive lines (default: on; --no-pack: a line per row, padded)",
     )
     opt.add_argument(
         "--isolate-lines",
         action=argparse.BooleanOptionalAction,
         default=s,
         help="packed lines each keep their own [CLS]/[SEP], positions and attention, so the model sees short "
-        "lines as it would alone, minus the padding (default: off; --no-isolate-lines: lines attend to each other)",
+        "lines as it would alone, minus the padding (default: on; --no-isolate-lines: packed lines attend to "
+        "each other, as in BERT pre-training)",
     )
     opt.add_argument(
         "--split-sentences",
