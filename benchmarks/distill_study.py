@@ -116,9 +116,9 @@ def distill(run: Run, args: argparse.Namespace, out: Path) -> dict[str, Any]:
                                                                     for x in ("--corpus", c)]  # fmt: skip
             budget = [] if args.plan in ("packing", "quick") else ["--steps", str(args.steps), "--batch-size",
                                                                    str(args.batch_size)]  # fmt: skip
-            # the comparison, curve and tune rows were measured on joined packing: keep new rows comparable
-            # whatever the default (a variant may still pass --isolate-lines, the last flag wins)
-            joined = [] if args.plan in ("packing", "quick") else ["--no-isolate-lines"]
+            # the comparison, curve and tune rows were measured on joined packing of whole lines: keep new
+            # rows comparable whatever the defaults (a variant may still pass --isolate-lines: the last flag wins)
+            joined = [] if args.plan in ("packing", "quick") else ["--no-isolate-lines", "--no-split-sentences"]
             argv = ["distill", "--method", run.method, "--seed", str(run.seed), *corpus, *budget, *joined, *run.args,
                     "--device", args.device, "--checkpoint-every", str(args.checkpoint_every), "--out", str(out),
                     "--overwrite", "--quiet"]  # fmt: skip
@@ -289,6 +289,7 @@ def _row(run: Run, manifest: dict[str, Any], metrics: dict[str, float | None], t
         "steps": manifest["steps"],
         "pack": manifest["config"].get("pack"),
         "isolate_lines": manifest["config"].get("isolate_lines", False),
+        "split_sentences": manifest["config"].get("split_sentences", False),
         "tokens_seen": manifest.get("tokens_seen"),
         "tokens_per_s": manifest.get("tokens_per_s"),
         "distill_seconds": manifest.get("train_seconds"),

@@ -88,9 +88,9 @@ def test_distill_split_sentences_trains_on_sentences(tiny_bert_dir: Path, tmp_pa
     corpus.write_text("\n".join(". ".join(capitalised[i : i + 4]) + "." for i in range(0, len(SENTENCES), 4)))
     common = ["distill", "--teacher", str(tiny_bert_dir), "--corpus", str(corpus), "--steps", "1", "--batch-size",
               "2", "--max-length", "64", "--threads", "1", "--quiet", "--student-layers", "2", "--no-pack"]  # fmt: skip
-    assert main([*common, "--out", str(tmp_path / "paragraphs")]) == 0
+    assert main([*common, "--no-split-sentences", "--out", str(tmp_path / "paragraphs")]) == 0
     assert main([*common, "--split-sentences", "--out", str(tmp_path / "sentences")]) == 0
     paragraphs = json.loads((tmp_path / "paragraphs" / "student" / "studentpack.json").read_text())
     sentences = json.loads((tmp_path / "sentences" / "student" / "studentpack.json").read_text())
-    assert sentences["config"]["split_sentences"] is True
+    assert sentences["config"]["split_sentences"] is True and paragraphs["config"]["split_sentences"] is False
     assert sentences["corpus_tokens"]["chunks"] > 2 * paragraphs["corpus_tokens"]["chunks"]

@@ -19,9 +19,10 @@ compared in Udagawa et al. (EMNLP 2023 Industry):
   hs+mha, od+mha, ...  weighted sums (--set hs_weight=..., mha_weight=...)
 
 With no arguments it distils the packaged all-MiniLM-L6-v2 into a 3-layer student by HS transfer on
-general English that ships with studentpack (embedded:english), lines packed side by side but each
-encoded as if alone (--isolate-lines), in a few minutes on a laptop CPU: the transfer, corpus and
-packing that lifted a quick run furthest above its initialisation (see BENCHMARKS.md). The
+general English that ships with studentpack (embedded:english), cut into sentences and packed side
+by side, each encoded as if alone (--split-sentences, --isolate-lines), in a few minutes on a laptop
+CPU: the transfer, corpus and inputs that lifted a quick run furthest above its initialisation
+(98.7% of the teacher's STS-B; see BENCHMARKS.md). The
 result, runs/<method>-l<layers>/student/, is a Hugging Face directory (AutoModel.from_pretrained)
 with studentpack.json describing the run.
 
@@ -175,7 +176,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action=argparse.BooleanOptionalAction,
         default=s,
         help="cut corpus paragraphs into sentences before tokenizing (a heuristic on . ! ?), so the student "
-        "trains on the units a sentence embedder encodes (default: off)",
+        "trains on the units a sentence embedder encodes (default: on; --no-split-sentences: whole lines)",
     )
     opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 6e-4)")
     opt.add_argument("--warmup", type=float, default=s, help="warm-up as a fraction of steps (default 0.1)")

@@ -51,8 +51,9 @@ class DistillConfig:
     # packed lines each keep their own [CLS]/[SEP], positions and attention, as if run alone: the
     # student then learns the inputs it is judged on (single sentences); quick job STS-B 76.3 -> 79.9
     isolate_lines: bool = True
-    # cut corpus paragraphs into sentences first (what a sentence embedder is asked to encode)
-    split_sentences: bool = False
+    # cut corpus paragraphs into sentences first (what a sentence embedder is asked to encode):
+    # +0.9 STS-B on WikiText-2, level on the embedded corpus (already a line per sentence or two)
+    split_sentences: bool = True
     lr: float = 6e-4  # MiniLMv2's; 1e-4 / 3e-4 / 6e-4 gave STS-B 75.7 / 76.2 / 76.5 after 300 MHA steps
     warmup: float = 0.1  # fraction of steps
     schedule: Literal["linear", "cosine", "constant"] = "linear"

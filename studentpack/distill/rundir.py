@@ -128,6 +128,7 @@ def read_config(run: RunDir) -> DistillConfig:
     if isinstance(data, dict):
         data.setdefault("pack", False)  # runs saved before packing existed went a line per sequence
         data.setdefault("isolate_lines", False)  # and packed runs before isolation joined their lines
+        data.setdefault("split_sentences", False)  # and read paragraphs whole
     return build(DistillConfig, data)
 
 
