@@ -226,6 +226,9 @@ class Pipeline:
         self.outcome.notes.append(
             f"{run}: serving {chosen} ({times[chosen]} ms a text in the export's trial; {others})"
         )
+        planned = self.cfg.planned_served_variants[-1]  # the plan's stand-in for the INT8 choice
+        for unit in [f"loadtest:{run}-{planned}", *(f"served-eval:{run}-{planned}:{t}" for t, _ in self.tasks)]:
+            self.clock.rename(unit, unit.replace(f"{run}-{planned}", f"{run}-{chosen}", 1))
         return [v for v in exported if v not in INT8_CANDIDATES or v == chosen]
 
     def measure(self, served: list[Served]) -> None:

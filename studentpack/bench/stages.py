@@ -102,6 +102,11 @@ class Clock:
         elapsed, left = _clock(time.monotonic() - self.started), _clock(self.remaining())
         self.say(f"[{position}/{len(self.estimates)}] {label} | {elapsed} elapsed, about {left} left")
 
+    def rename(self, old: str, new: str) -> None:
+        """A planned unit turned out to be another (the INT8 variant chosen after export): same place, same estimate."""
+        if old in self.estimates and new not in self.estimates:
+            self.estimates = {new if u == old else u: seconds for u, seconds in self.estimates.items()}
+
     def end(self, unit: str) -> float:
         seconds = time.monotonic() - self.current_start
         self.actual[unit] = seconds
