@@ -55,6 +55,8 @@ def bench_method(method: str, args: argparse.Namespace, tmp: Path) -> tuple[dict
         student=StudentSpec(layers=3),
         batch_size=args.batch_size,
         max_length=128,
+        isolate_lines=False,  # full 128-token rows of joined lines: the engine's speed, no padding, no line masks
+        split_sentences=False,
         steps=10_000,
         fit_head_steps=0,
         threads=args.threads,
