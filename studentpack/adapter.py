@@ -18,12 +18,12 @@ from torch import nn
 from studentpack.errors import UserError
 from studentpack.features import FeatureRequest, Features
 from studentpack.segments import encoder_inputs
-from studentpack.sources import read_model_config
+from studentpack.sources import ROBERTA_FAMILY, read_model_config
 
 # Hugging Face models are reached by attribute paths that differ per family; typed loosely on purpose.
 HFModel = Any
 
-SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta", "camembert")
+SUPPORTED_MODEL_TYPES = ("bert", *ROBERTA_FAMILY)
 _SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 # MLM-head tensor names inside full checkpoints, per family, mapped to our MLMHead names
@@ -228,7 +228,7 @@ def mlm_head_weights(path: Path, model_type: str) -> dict[str, torch.Tensor] | N
     """
     from safetensors import safe_open
 
-    family = "roberta" if model_type in ("roberta", "xlm-roberta", "camembert") else "bert"
+    family = "roberta" if model_type in ROBERTA_FAMILY else "bert"
     names = _MLM_HEAD_KEYS[family]
     file = path / "model.safetensors"
     if not file.is_file():

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
+from studentpack.sources import ROBERTA_FAMILY
 
 
 def segment_ids(lengths: Sequence[Sequence[int]], width: int) -> torch.Tensor:

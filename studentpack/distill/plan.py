@@ -10,7 +10,7 @@ from studentpack import adapter
 from studentpack.corpus import Corpus, load_corpus
 from studentpack.distill.config import DistillConfig
 from studentpack.errors import UserError
-from studentpack.sources import ModelSource, resolve_model
+from studentpack.sources import ROBERTA_FAMILY, ModelSource, resolve_model
 from studentpack.student import StudentShape, can_copy_teacher, resolve_shape
 from studentpack.transfer.layer_map import LayerMap
 from studentpack.transfer.relations import choose_relation_heads, default_teacher_layer
@@ -65,7 +65,7 @@ def make_plan(config: DistillConfig) -> RunPlan:
 def _positions(teacher_config: dict[str, Any]) -> int:
     """Tokens a sequence may hold: the position table, less RoBERTa's padding offset (pad id + 1)."""
     positions = int(teacher_config.get("max_position_embeddings", 512))
-    if teacher_config.get("model_type") in ("roberta", "xlm-roberta", "camembert"):
+    if teacher_config.get("model_type") in ROBERTA_FAMILY:
         positions -= int(teacher_config.get("pad_token_id", 1)) + 1
     return positions
 

@@ -12,6 +12,7 @@ from studentpack import adapter
 from studentpack.engines.base import LocalEncoder, is_classifier_config
 from studentpack.errors import GpuUnavailableError, UserError
 from studentpack.pooling import l2_normalize, mean_pool
+from studentpack.sources import ROBERTA_FAMILY
 
 
 def torch_device(name: str) -> torch.device:
@@ -65,7 +66,7 @@ class TorchEncoder(LocalEncoder):
 
 def _model_max_length(model: Any, tokenizer: Any) -> int:
     positions = int(getattr(model.config, "max_position_embeddings", 512))
-    if getattr(model.config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+    if getattr(model.config, "model_type", "") in ROBERTA_FAMILY:
         positions -= 2  # RoBERTa reserves padding_idx + 1 position ids
     tok_max = int(getattr(tokenizer, "model_max_length", positions) or positions)
     return min(positions, tok_max if tok_max < 1_000_000 else positions)

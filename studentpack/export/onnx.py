@@ -23,13 +23,13 @@ from studentpack import adapter
 from studentpack.engines import is_classifier_config
 from studentpack.errors import UserError
 from studentpack.pooling import l2_normalize, mean_pool
+from studentpack.sources import ROBERTA_FAMILY
 
 OPSET = 17
 MAX_IR_VERSION = 13  # onnxruntime 1.31 refuses IR > 13; onnx 1.23's helpers would write 14
 _TWO_GB = 2**31
 EMBEDDING_OUTPUTS = ("token_embeddings", "sentence_embedding")
 CLASSIFIER_OUTPUTS = ("logits",)
-_ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class ClassifierGraph(nn.Module):
 
 def model_max_length(config: dict[str, Any], tokenizer: Any) -> int:
     positions = int(config.get("max_position_embeddings", 512))
-    if config.get("model_type") in _ROBERTA_FAMILY:
+    if config.get("model_type") in ROBERTA_FAMILY:
         positions -= 2  # RoBERTa reserves padding_idx + 1 position ids
     tok_max = int(getattr(tokenizer, "model_max_length", positions) or positions)
     return min(positions, tok_max if tok_max < 1_000_000 else positions)
