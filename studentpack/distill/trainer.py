@@ -175,8 +175,10 @@ class Distiller:
         self._train(optimizer, start, counters)
         return self._finish(counters, time.perf_counter() - wall_start)
 
-    def _batch(self, plan: BatchPlan, step: int) -> tuple[torch.Tensor, ...]:
-        """(B, T) ids, attention mask and line numbers (or an empty tensor), and the MLM positions and labels."""
+    def _batch(
+        self, plan: BatchPlan, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(B, T) ids, attention mask and line numbers (None unless isolated), and the MLM positions and labels."""
         rank = self.acc.process_index
         ids, mask, segments = collate_rows(self.chunks, plan.indices(step, rank), self.tokenizer.pad_token_id)
         if self.needs_mlm:
@@ -189,13 +191,13 @@ class Distiller:
         else:
             positions = labels = torch.zeros(0, dtype=torch.long)
         device = self.acc.device
-        lines = segments if segments is not None else torch.zeros(0, dtype=torch.long)
-        return ids.to(device), mask.to(device), lines.to(device), positions.to(device), labels.to(device)
+        lines = segments.to(device) if segments is not None else None
+        return ids.to(device), mask.to(device), lines, positions.to(device), labels.to(device)
 
     def _step(self, optimizer: Any, plan: BatchPlan, step: int) -> tuple[dict[str, float], int]:
         cfg = self.cfg
         ids, mask, lines, positions, labels = self._batch(plan, step)
-        teacher = self.teacher(ids, mask, positions, labels, lines if lines.numel() else None)
+        teacher = self.teacher(ids, mask, positions, labels, lines)
         with self.acc.autocast():
             terms = self.bundle(ids, mask, positions, teacher)
             loss = sum(term_weight(self.plan, name) * value for name, value in terms.items())
