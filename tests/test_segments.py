@@ -145,3 +145,28 @@ def test_distill_with_isolated_lines_runs_and_records_it(tiny_bert_dir: Path, tm
     manifest = json.loads((out / "student" / "studentpack.json").read_text())
     assert manifest["config"]["isolate_lines"] is True and manifest["config"]["pack"] is True
     assert all(torch.isfinite(torch.tensor(v)) for v in manifest["final_terms"].values())
+
+
+def test_the_trainer_feeds_line_numbers_to_teacher_and_student(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    from studentpack.distill.config import DistillConfig
+    from studentpack.distill.data import BatchPlan
+    from studentpack.distill.plan import make_plan
+    from studentpack.distill.rundir import RunDir
+    from studentpack.distill.trainer import Distiller
+    from studentpack.student import StudentSpec
+
+    corpus = tmp_path / "text.txt"
+    corpus.write_text("\n".join(SENTENCES * 4))
+    config = DistillConfig(teacher=str(tiny_bert_dir), corpus=(str(corpus),), method="hs", max_length=32,
+                           batch_size=2, student=StudentSpec(layers=2), threads=1)  # fmt: skip
+    distiller = Distiller(make_plan(config), RunDir(tmp_path / "run"), progress=False)
+    distiller._load()
+    ids, mask, lines, positions, labels = distiller._batch(BatchPlan(len(distiller.chunks.sequences), 2, 1, 0), 0)
+    assert lines is not None and int(lines.max()) >= 2  # rows of several isolated lines
+    teacher = distiller.teacher(ids, mask, positions, labels, lines)
+    assert teacher.segments is lines
+    with torch.no_grad():
+        isolated = distiller.bundle(ids, mask, positions, teacher)["hs"]
+        teacher.segments = None  # the same batch with the lines allowed to see each other
+        joined = distiller.bundle(ids, mask, positions, teacher)["hs"]
+    assert not torch.isclose(isolated, joined)  # the student's forward used the line numbers
