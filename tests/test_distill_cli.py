@@ -322,3 +322,18 @@ def test_student_layers_start_as_the_mapped_teacher_layers(tiny_bert_dir: Path, 
     assert not (
         layer(student, 1)["attention.self.query.weight"] == layer(teacher, 1)["attention.self.query.weight"]
     ).all()
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("hs+emb", "emb+hs"), ("mha+hs", "hs+mha"), ("MHA + OD", "od+mha"), ("mha+hs+od", "od+hs+mha"), ("hs", "hs")],
+)
+def test_a_combination_may_name_its_methods_in_any_order(given: str, expected: str, tmp_path: Path) -> None:
+    from studentpack.cli import build_parser
+    from studentpack.commands.distill import resolve_config
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"method: {given}\n")
+    for argv in (["distill", "--method", given], ["distill", "--config", str(config)],
+                 ["distill", "--set", f"method={given}"]):  # fmt: skip
+        assert resolve_config(build_parser().parse_args(argv)).method == expected, argv

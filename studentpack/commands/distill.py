@@ -254,10 +254,12 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_config(args: argparse.Namespace) -> Any:
     from studentpack.config import apply_sets, build, load_file
-    from studentpack.distill.config import DistillConfig
+    from studentpack.distill.config import DistillConfig, canonical_method
 
     data = load_file(args.config) if args.config else {}
     data = apply_sets(_merge(data, _explicit_settings(args)), args.set)
+    if "method" in data:  # a combination in any order: "hs+emb" is "emb+hs"
+        data["method"] = canonical_method(data["method"])
     return build(DistillConfig, data)
 
 

@@ -12,6 +12,15 @@ METHODS: tuple[str, ...] = ("mha", "hs", "od", "emb", "hs+mha", "od+mha", "od+hs
                             "emb+hs+mha")  # fmt: skip
 
 
+def canonical_method(text: object) -> object:
+    """`text` with a combination's parts in the order METHODS spells it ("hs+emb" -> "emb+hs"); anything
+    else unchanged, for the config check to reject with the list of choices."""
+    if not isinstance(text, str):
+        return text
+    parts = sorted(part.strip() for part in text.lower().split("+"))
+    return next((m for m in METHODS if sorted(m.split("+")) == parts), text)
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     teacher: str | None = None  # local dir, hub id, or None for the packaged all-MiniLM-L6-v2
