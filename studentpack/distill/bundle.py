@@ -43,6 +43,19 @@ def build_transfers(plan: RunPlan) -> dict[str, Transfer]:
 _TERM_WEIGHTS = {"mha": "mha_weight", "hs": "hs_weight", "od": "od_weight", "mlm": "od_weight", "emb": "emb_weight"}
 
 
+def sentence_projection(transfers: nn.ModuleDict, plan: RunPlan) -> tuple[str, nn.Linear] | None:
+    """The projection a narrower student ships as its Dense: EMB's (trained on the pooled embedding itself),
+    else HS's for the pair (top student layer, top teacher layer); None when widths match or none maps the tops."""
+    present = dict(transfers.items())
+    for name in ("emb", "hs"):
+        transfer = present.get(name)
+        if isinstance(transfer, Transfer):
+            found = transfer.sentence_projection(plan.shape.layers, plan.teacher_layers)
+            if found is not None:
+                return name, found
+    return None
+
+
 def term_weight(plan: RunPlan, term: str) -> float:
     """Weight of a named loss term by the method that produced it (mha_qq -> mha_weight, mlm -> od_weight)."""
     family = term.split("_", 1)[0]

@@ -7,11 +7,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from studentpack import atomic
 from studentpack.config import to_dict
 from studentpack.distill.plan import RunPlan
 from studentpack.distill.rundir import MANIFEST
 from studentpack.provenance import hash_directory, machine, package_versions
+from studentpack.sentence_head import save_dense
 
 FORMAT = "studentpack.distill/1"
 # sentence-transformers files that make the student load with SentenceTransformer(dir) too
@@ -49,12 +52,22 @@ def build_manifest(plan: RunPlan, student: Any, extra: dict[str, Any]) -> dict[s
     }
 
 
-def write_student(path: Path, student: Any, tokenizer: Any, plan: RunPlan, manifest_extra: dict[str, Any]) -> None:
+def write_student(
+    path: Path, student: Any, tokenizer: Any, plan: RunPlan, manifest_extra: dict[str, Any],
+    dense: tuple[str, nn.Linear] | None = None,
+) -> None:  # fmt: skip
+    """The student directory, complete or not at all; `dense` (the transfer it came from, the projection)
+    becomes its sentence-transformers Dense, so its embeddings come out in the teacher's width."""
     with atomic.atomic_dir(path, overwrite=True) as tmp:
         student.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
         _copy_sentence_transformers_files(plan.teacher.path, tmp, student.config.hidden_size)
-        atomic.write_json(tmp / MANIFEST, build_manifest(plan, student, manifest_extra))
+        extra = dict(manifest_extra)
+        if dense is not None:
+            source, projection = dense
+            save_dense(tmp, projection)
+            extra["sentence_dense"] = {"from": source, "in": projection.in_features, "out": projection.out_features}
+        atomic.write_json(tmp / MANIFEST, build_manifest(plan, student, extra))
 
 
 def _copy_sentence_transformers_files(teacher: Path, target: Path, hidden: int) -> None:

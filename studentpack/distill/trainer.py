@@ -23,7 +23,14 @@ from tqdm.auto import tqdm
 from studentpack import adapter
 from studentpack.corpus import split_sentences
 from studentpack.distill import checkpoint, head_fit
-from studentpack.distill.bundle import StudentBundle, TeacherRunner, build_transfers, merged_request, term_weight
+from studentpack.distill.bundle import (
+    StudentBundle,
+    TeacherRunner,
+    build_transfers,
+    merged_request,
+    sentence_projection,
+    term_weight,
+)
 from studentpack.distill.data import BatchPlan, Chunks, collate_rows, mask_tokens, tokenize_corpus
 from studentpack.distill.manifest import write_student
 from studentpack.distill.plan import RunPlan
@@ -297,7 +304,8 @@ class Distiller:
     def _finish(self, counters: Counters, wall_seconds: float) -> Path:
         from accelerate.utils import gather_object
 
-        student = self.acc.unwrap_model(self.bundle).encoder
+        bundle = self.acc.unwrap_model(self.bundle)
+        student = bundle.encoder
         digests = gather_object([parameter_digest(student)])
         if self.acc.is_main_process:
             if len(set(digests)) != 1:
@@ -318,6 +326,7 @@ class Distiller:
                     "wall_seconds_this_process": round(wall_seconds, 3),
                     "tokens_per_s": round(counters.tokens / max(1e-9, counters.train_seconds), 1),
                 },
+                dense=sentence_projection(bundle.transfers, self.plan),
             )  # fmt: skip
             # only now, with the student complete under its final name, are the checkpoints spare
             retire_checkpoints(self.run_dir, self.cfg.keep_final_checkpoint)

@@ -11,7 +11,7 @@ import torch
 from studentpack import adapter
 from studentpack.engines.base import LocalEncoder, is_classifier_config
 from studentpack.errors import GpuUnavailableError, UserError
-from studentpack.pooling import l2_normalize, mean_pool
+from studentpack.sentence_head import SentenceHead, load_sentence_head
 from studentpack.sources import ROBERTA_FAMILY
 
 
@@ -38,8 +38,10 @@ class TorchEncoder(LocalEncoder):
         device: torch.device,
         max_length: int,
         labels: list[str] | None = None,
+        head: SentenceHead | None = None,
     ) -> None:
         self.model = model.to(device).eval()
+        self.head = (head or SentenceHead()).to(device).eval()  # pooling, the directory's Dense, normalisation
         self.tokenizer = tokenizer
         self.description = description
         self.device = device
@@ -60,7 +62,7 @@ class TorchEncoder(LocalEncoder):
     def _run_batch(self, firsts: list[str], seconds: list[str] | None, pool: bool) -> np.ndarray:
         feeds = self.tokenize(firsts, seconds)
         out = self.model(**feeds)
-        vectors = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"])) if pool else out.logits
+        vectors = self.head(out.last_hidden_state, feeds["attention_mask"]) if pool else out.logits  # (B, D) or (B, C)
         return vectors.float().cpu().numpy()
 
 
@@ -84,4 +86,5 @@ def open_torch(
     else:
         model = adapter.load_encoder(path, allow_pickle=allow_pickle)
         labels = None
-    return TorchEncoder(model, tokenizer, str(path), torch_device(device), max_length, labels)
+    head = None if labels else load_sentence_head(path, int(model.config.hidden_size))
+    return TorchEncoder(model, tokenizer, str(path), torch_device(device), max_length, labels, head)

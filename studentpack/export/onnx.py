@@ -22,7 +22,7 @@ from torch import nn
 from studentpack import adapter
 from studentpack.engines import is_classifier_config
 from studentpack.errors import UserError
-from studentpack.pooling import l2_normalize, mean_pool
+from studentpack.sentence_head import SentenceHead, dense_width, load_sentence_head
 from studentpack.sources import ROBERTA_FAMILY
 
 OPSET = 17
@@ -46,6 +46,11 @@ class ModelInfo:
     vocab_size: int
     max_length: int  # the longest sequence the model accepts (position embeddings, tokenizer)
     labels: tuple[str, ...] = field(default=())
+    embedding_size: int = 0  # the sentence embedding's width: the Dense's output when the model has one
+
+    @property
+    def sentence_width(self) -> int:
+        return self.embedding_size or self.hidden_size
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +59,7 @@ class ModelInfo:
             "inputs": list(self.input_names),
             "outputs": list(self.output_names),
             "hidden_size": self.hidden_size,
+            "embedding_size": self.sentence_width,
             "num_heads": self.num_heads,
             "num_layers": self.num_layers,
             "vocab_size": self.vocab_size,
@@ -63,18 +69,19 @@ class ModelInfo:
 
 
 class EmbeddingGraph(nn.Module):
-    """Encoder -> (token states (B, T, H), mean-pooled L2-normalised sentence embedding (B, H))."""
+    """Encoder -> (token states (B, T, H), sentence embedding (B, D): mean-pooled, the directory's Dense, L2)."""
 
-    def __init__(self, encoder: nn.Module) -> None:
+    def __init__(self, encoder: nn.Module, head: SentenceHead | None = None) -> None:
         super().__init__()
         self.encoder = encoder
+        self.head = head or SentenceHead()
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         kwargs = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
-        return states, l2_normalize(mean_pool(states, attention_mask))  # (B, T, H), (B, H)
+        return states, self.head(states, attention_mask)  # (B, T, H), (B, D)
 
 
 class ClassifierGraph(nn.Module):
@@ -99,8 +106,8 @@ def model_max_length(config: dict[str, Any], tokenizer: Any) -> int:
     return min(positions, tok_max if tok_max < 1_000_000 else positions)
 
 
-def describe(config: dict[str, Any], tokenizer: Any) -> ModelInfo:
-    """ModelInfo from config.json data and the tokenizer, before loading any weights."""
+def describe(config: dict[str, Any], tokenizer: Any, model_dir: Path | None = None) -> ModelInfo:
+    """ModelInfo from config.json data, the tokenizer and the directory's Dense config, before loading weights."""
     classifier = is_classifier_config(config)
     wanted = ("input_ids", "attention_mask", "token_type_ids")
     names = tuple(n for n in wanted if n in getattr(tokenizer, "model_input_names", wanted))
@@ -122,6 +129,7 @@ def describe(config: dict[str, Any], tokenizer: Any) -> ModelInfo:
         vocab_size=int(config["vocab_size"]),
         max_length=model_max_length(config, tokenizer),
         labels=labels,
+        embedding_size=(dense_width(model_dir) or 0) if model_dir is not None and not classifier else 0,
     )
 
 
@@ -131,7 +139,10 @@ def load_graph_module(path: Path, info: ModelInfo, allow_pickle: bool = False) -
         model = adapter.load_classifier(path, allow_pickle=allow_pickle, attn_implementation="eager")
         return ClassifierGraph(model).eval()
     model = adapter.load_encoder(path, allow_pickle=allow_pickle, attn_implementation="eager")
-    return EmbeddingGraph(model).eval()
+    head = load_sentence_head(path, info.hidden_size)
+    if head.width(info.hidden_size) != info.sentence_width:
+        raise UserError(f"{path}: the Dense changed since the export was planned; export again")
+    return EmbeddingGraph(model, head).eval()
 
 
 def example_inputs(info: ModelInfo, batch: int = 2, length: int = 16) -> tuple[torch.Tensor, ...]:
@@ -185,7 +196,7 @@ def declare_output_shapes(model: onnx.ModelProto, info: ModelInfo) -> None:
     """Name the dynamic axes and state the fixed ones (the tracer leaves widths as anonymous symbols)."""
     shapes: dict[str, list[str | int]] = {
         "token_embeddings": ["batch", "sequence", info.hidden_size],
-        "sentence_embedding": ["batch", info.hidden_size],
+        "sentence_embedding": ["batch", info.sentence_width],
         "logits": ["batch", len(info.labels)],
     }
     for output in model.graph.output:

@@ -371,7 +371,7 @@ class _Builder:
         from studentpack.export import onnx as export_onnx
 
         self.tokenizer = adapter.load_tokenizer(self.p.source.path)
-        self.info = export_onnx.describe(self.p.config, self.tokenizer)
+        self.info = export_onnx.describe(self.p.config, self.tokenizer, self.p.source.path)
         self.log(f"loading {self.p.source.path} ({self.info.kind}, {self.info.num_layers} layers)")
         self.module = export_onnx.load_graph_module(self.p.source.path, self.info, self.opts.allow_pickle)
         wanted = self.p.variants

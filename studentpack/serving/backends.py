@@ -130,7 +130,7 @@ class TorchBackend:
         config = self._encoder.model.config
         self.info = ModelInfo(
             kind="classifier" if labels else "embedding",
-            dim=len(labels) if labels else int(config.hidden_size),
+            dim=len(labels) if labels else self._encoder.head.width(int(config.hidden_size)),
             max_length=self._encoder.max_length,
             platform="pytorch_torch",
             device=str(self._encoder.device),
@@ -147,8 +147,6 @@ class TorchBackend:
     def run(self, ids: Sequence[Sequence[int]], types: Sequence[Sequence[int] | None]) -> np.ndarray:
         import torch
 
-        from studentpack.pooling import l2_normalize, mean_pool
-
         batch = pad_batch(ids, types, self._tokenizer.pad_id)
         device = self._encoder.device
         feeds = {
@@ -161,7 +159,7 @@ class TorchBackend:
             if self.info.kind == "classifier":
                 rows = out.logits  # (B, C)
             else:
-                rows = l2_normalize(mean_pool(out.last_hidden_state, feeds["attention_mask"]))  # (B, T, H) -> (B, H)
+                rows = self._encoder.head(out.last_hidden_state, feeds["attention_mask"])  # (B, T, H) -> (B, D)
             return rows.float().cpu().numpy()
 
     def close(self) -> None:

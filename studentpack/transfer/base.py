@@ -26,6 +26,10 @@ class Transfer(nn.Module):
         """Hyperparameters worth recording in the run manifest."""
         return {}
 
+    def sentence_projection(self, student_top: int, teacher_top: int) -> nn.Linear | None:
+        """The learnt map from the student's top layer into the teacher's top layer's width, if any."""
+        return None
+
 
 def masked_token_mean(values: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean of per-token values (B, T) over real tokens only."""

@@ -51,5 +51,9 @@ class EmbeddingTransfer(Transfer):
         # (N, H_t) unit vectors; the mean over dimensions is sentence-transformers' MSELoss
         return {"emb": F.mse_loss(F.normalize(s, dim=-1), F.normalize(t, dim=-1))}
 
+    def sentence_projection(self, student_top: int, teacher_top: int) -> torch.nn.Linear | None:
+        tops = (self.student_layer, self.teacher_layer) == (student_top, teacher_top)
+        return self.projection if tops else None
+
     def describe(self) -> dict[str, object]:
         return {"pooling": "mean", "normalised": True, "projected": self.projection is not None}

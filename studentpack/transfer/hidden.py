@@ -53,5 +53,9 @@ class HiddenTransfer(Transfer):
             losses.append(masked_token_mean(per_token, student.attention_mask))
         return {"hs": torch.stack(losses).mean()}
 
+    def sentence_projection(self, student_top: int, teacher_top: int) -> nn.Linear | None:
+        found = dict(self.projections.items()).get(f"{student_top}_{teacher_top}")
+        return found if isinstance(found, nn.Linear) else None
+
     def describe(self) -> dict[str, object]:
         return {"layer_map": self.layer_map.describe(), "loss": self.loss, "projected": len(self.projections) > 0}
