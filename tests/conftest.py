@@ -27,6 +27,16 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_bert_dir(tmp_path_factory.mktemp("tiny-bert"))
 
 
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small text corpus of the tiny vocabulary's sentences, a line each."""
+    from tests.tiny import SENTENCES
+
+    path = tmp_path_factory.mktemp("corpus") / "text.txt"
+    path.write_text("\n".join(SENTENCES * 4) + "\n")
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _no_flush_to_zero_after_a_test() -> Iterator[None]:
     """`studentpack distill` sets flush-to-zero for its whole process (studentpack.numerics); tests run it

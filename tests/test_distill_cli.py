@@ -13,13 +13,6 @@ from tests.tiny import SENTENCES
 FAST = ["--steps", "6", "--batch-size", "4", "--log-every", "2", "--checkpoint-every", "3", "--threads", "1", "--quiet"]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "text.txt"
-    path.write_text("\n".join(SENTENCES * 4) + "\n")
-    return path
-
-
 def distill(teacher: Path, corpus: Path, out: Path, *extra: str) -> int:
     return main(["distill", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out), *FAST, *extra])
 

@@ -13,7 +13,6 @@ from studentpack.bench.pipeline import run_pipeline
 from studentpack.bench.pipeline_config import PipelineConfig
 from studentpack.cli import main
 from studentpack.config import build
-from tests.tiny import SENTENCES
 
 FAST_DISTILL = {"batch_size": 4, "max_length": 32, "log_every": 1, "checkpoint_every": 2, "threads": 1}
 
@@ -32,13 +31,6 @@ def _config(teacher: Path, corpus: Path, out: Path, **extra: Any) -> PipelineCon
         **extra,
     }
     return build(PipelineConfig, data)
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "text.txt"
-    path.write_text("\n".join(SENTENCES * 4))
-    return path
 
 
 @pytest.fixture(scope="module")

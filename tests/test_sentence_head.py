@@ -25,13 +25,6 @@ FAST = ["--steps", "4", "--batch-size", "4", "--log-every", "2", "--checkpoint-e
 NARROW = ["--student-layers", "2", "--student-hidden", "16", "--student-heads", "2", "--student-intermediate", "32"]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("corpus") / "text.txt"
-    path.write_text("\n".join(SENTENCES * 4) + "\n")
-    return path
-
-
 def distill(teacher: Path, corpus: Path, out: Path, *extra: str) -> Path:
     rc = main(["distill", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out), *FAST, *extra])
     assert rc == 0
