@@ -284,7 +284,7 @@ def _row(run: Run, manifest: dict[str, Any], metrics: dict[str, float | None], t
         "name": run.name,
         "group": run.group or run.name,
         "method": manifest["method"],
-        "seed": run.seed,
+        "seed": manifest.get("seed", run.seed),  # a variant may pass --seed
         "student": manifest["student"],
         "steps": manifest["steps"],
         "pack": manifest["config"].get("pack"),

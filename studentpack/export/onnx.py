@@ -141,7 +141,9 @@ def load_graph_module(path: Path, info: ModelInfo, allow_pickle: bool = False) -
     model = adapter.load_encoder(path, allow_pickle=allow_pickle, attn_implementation="eager")
     head = load_sentence_head(path, info.hidden_size)
     if head.width(info.hidden_size) != info.sentence_width:
-        raise UserError(f"{path}: the Dense changed since the export was planned; export again")
+        width = head.width(info.hidden_size)
+        raise UserError(f"{path}: its Dense gives {width}-wide embeddings, the plan says {info.sentence_width} "
+                        "(describe() the model with its directory)")  # fmt: skip
     return EmbeddingGraph(model, head).eval()
 
 
