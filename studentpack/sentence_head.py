@@ -125,10 +125,10 @@ def _modules_with_dense(model_dir: Path, hidden: int) -> list[dict[str, Any]]:
     ordered = [*kept[:at], {"type": _DENSE_TYPE, "path": DENSE_DIR}, *kept[at:]]
     out = []
     for index, module in enumerate(ordered):
-        path_name = module["path"]
-        if module["type"].endswith(".Normalize"):
+        path_name = str(module.get("path", ""))
+        if str(module.get("type", "")).endswith(".Normalize"):
             path_name = f"{index}_Normalize"  # holds no files; the index keeps the usual naming
-        out.append({"idx": index, "name": str(index), "path": path_name, "type": module["type"]})
+        out.append({"idx": index, "name": str(index), "path": path_name, "type": module.get("type")})
     return out
 
 
