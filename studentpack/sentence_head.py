@@ -105,21 +105,20 @@ def save_dense(model_dir: Path, dense: nn.Linear) -> None:
         "in_features": dense.in_features, "out_features": dense.out_features, "bias": dense.bias is not None,
         "activation_function": "torch.nn.modules.linear.Identity",
     })  # fmt: skip
-    atomic.write_json(model_dir / MODULES_FILE, _modules_with_dense(model_dir, dense.in_features))
-
-
-def _modules_with_dense(model_dir: Path, hidden: int) -> list[dict[str, Any]]:
-    """modules.json with a Dense entry before Normalize. A directory without one gets the pipeline studentpack
-    runs (mean pooling, Dense, normalisation), pooling config included, so SentenceTransformer reads it alike."""
-    path = model_dir / MODULES_FILE
-    if path.is_file():
-        modules: list[dict[str, Any]] = _read_json(path)
-    else:
+    modules_file = model_dir / MODULES_FILE
+    if modules_file.is_file():
+        modules: list[dict[str, Any]] = _read_json(modules_file)
+    else:  # the pipeline studentpack runs (mean pooling, normalisation), so SentenceTransformer reads it alike
         modules = [{"type": "sentence_transformers.models.Transformer", "path": ""},
                    {"type": "sentence_transformers.models.Pooling", "path": "1_Pooling"},
                    {"type": "sentence_transformers.models.Normalize", "path": "2_Normalize"}]  # fmt: skip
-        atomic.write_json(model_dir / "1_Pooling" / "config.json",
-                          {"word_embedding_dimension": hidden, "pooling_mode_mean_tokens": True})  # fmt: skip
+        pooling = {"word_embedding_dimension": dense.in_features, "pooling_mode_mean_tokens": True}
+        atomic.write_json(model_dir / "1_Pooling" / "config.json", pooling)
+    atomic.write_json(modules_file, _with_dense(modules))
+
+
+def _with_dense(modules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The module list with one Dense entry before Normalize, renumbered."""
     kept = [m for m in modules if m.get("type") != _DENSE_TYPE]
     at = next((i for i, m in enumerate(kept) if str(m.get("type", "")).endswith(".Normalize")), len(kept))
     ordered = [*kept[:at], {"type": _DENSE_TYPE, "path": DENSE_DIR}, *kept[at:]]

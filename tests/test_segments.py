@@ -147,7 +147,9 @@ def test_distill_with_isolated_lines_runs_and_records_it(tiny_bert_dir: Path, tm
     assert all(torch.isfinite(torch.tensor(v)) for v in manifest["final_terms"].values())
 
 
-def test_the_trainer_feeds_line_numbers_to_teacher_and_student(tiny_bert_dir: Path, tmp_path: Path) -> None:
+def test_the_trainer_feeds_line_numbers_to_teacher_and_student(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
     from studentpack.distill.config import DistillConfig
     from studentpack.distill.data import BatchPlan
     from studentpack.distill.plan import make_plan
@@ -155,8 +157,6 @@ def test_the_trainer_feeds_line_numbers_to_teacher_and_student(tiny_bert_dir: Pa
     from studentpack.distill.trainer import Distiller
     from studentpack.student import StudentSpec
 
-    corpus = tmp_path / "text.txt"
-    corpus.write_text("\n".join(SENTENCES * 4))
     config = DistillConfig(teacher=str(tiny_bert_dir), corpus=(str(corpus),), method="hs", max_length=32,
                            batch_size=2, student=StudentSpec(layers=2), threads=1)  # fmt: skip
     distiller = Distiller(make_plan(config), RunDir(tmp_path / "run"), progress=False)

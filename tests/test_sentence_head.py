@@ -75,12 +75,27 @@ def test_the_dense_is_the_projection_training_learnt(tiny_bert_dir: Path, corpus
     assert json.loads((checkpoint / "state.json").read_text())["step"] == 4
 
 
-@pytest.mark.parametrize(("method", "layer_map", "source"), [("hs", "uniform-last", "hs"), ("emb+hs", "last", "emb")])
+@pytest.mark.parametrize(
+    ("method", "layer_map", "source", "key"),
+    [
+        ("hs", "uniform-last", "hs", "transfers.hs.projections.2_4"),
+        ("emb+hs", "last", "emb", "transfers.emb.projection"),
+    ],
+)
 def test_hs_ships_the_top_pair_projection_and_emb_wins(
-    method: str, layer_map: str, source: str, tiny_bert_dir: Path, corpus: Path, tmp_path: Path
+    method: str, layer_map: str, source: str, key: str, tiny_bert_dir: Path, corpus: Path, tmp_path: Path
 ) -> None:
-    student = distill(tiny_bert_dir, corpus, tmp_path / "run", "--method", method, "--layer-map", layer_map, *NARROW)
+    """HS's Dense is its (student 2 -> teacher 4) pair's projection; with EMB there too, EMB's is shipped."""
+    from safetensors.torch import load_file
+
+    run = tmp_path / "run"
+    student = distill(tiny_bert_dir, corpus, run, "--method", method, "--layer-map", layer_map, *NARROW,
+                      "--keep-final-checkpoint")  # fmt: skip
     assert json.loads((student / "studentpack.json").read_text())["sentence_dense"]["from"] == source
+    (checkpoint,) = sorted((run / "checkpoints").iterdir())
+    trained = load_file(str(checkpoint / "bundle.safetensors"))
+    shipped = load_file(str(student / "2_Dense" / "model.safetensors"))
+    torch.testing.assert_close(shipped["linear.weight"], trained[f"{key}.weight"])
     assert open_torch(student).encode(SENTENCES[:3]).shape == (3, 32)
 
 

@@ -140,8 +140,8 @@ def load_graph_module(path: Path, info: ModelInfo, allow_pickle: bool = False) -
         return ClassifierGraph(model).eval()
     model = adapter.load_encoder(path, allow_pickle=allow_pickle, attn_implementation="eager")
     head = load_sentence_head(path, info.hidden_size)
-    if head.width(info.hidden_size) != info.sentence_width:
-        width = head.width(info.hidden_size)
+    width = head.width(info.hidden_size)
+    if width != info.sentence_width:
         raise UserError(f"{path}: its Dense gives {width}-wide embeddings, the plan says {info.sentence_width} "
                         "(describe() the model with its directory)")  # fmt: skip
     return EmbeddingGraph(model, head).eval()
