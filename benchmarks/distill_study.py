@@ -14,6 +14,8 @@ continues from its last checkpoint (so a plan longer than a session is finished 
 Plans:
   packing     the quick main job (MHA, 3 layers, embedded corpus, default steps) with and without packing
   quick       variants of the quick main job (corpus, learning rate, method...) against the initialisation
+  budget      like quick, in its own results file: what a shorter or longer run of the defaults buys (the
+              pipeline's time budget)
   comparison  the seed paper's question: OD, HS (each named layer map), MHA, HS+MHA and the
               sentence-transformers baseline (EMB) on 3x384, 2x384 and 4x256 students, seeds --seeds
   curve       the best method's quality against tokens seen (checkpoints of one long run)
@@ -49,6 +51,9 @@ RESULTS = ROOT / "benchmarks" / "results"
 WIKITEXT = [str(SHARED / "wikitext-2" / f) for f in ("valid.txt", "test.txt")]
 
 
+_SHIPPED_CORPUS = ("packing", "quick", "budget")  # plans on the defaults' corpus and inputs
+
+
 @dataclass
 class Run:
     name: str
@@ -74,7 +79,7 @@ def plan_runs(args: argparse.Namespace) -> list[Run]:
     init = Run("init", "mha", ["--steps", "1", "--lr", "1e-30", "--warmup", "0"])  # the untrained student
     if args.plan == "packing":
         return [init, Run("packed", "mha"), Run("lines", "mha", ["--no-pack"])]
-    if args.plan == "quick":  # variants of the quick main job: --variant NAME="distill flags"
+    if args.plan in ("quick", "budget"):  # variants of the quick main job: --variant NAME="distill flags"
         return [init, *(Run(name, "mha", shlex.split(flags)) for name, flags in args.variants)]
     if args.plan == "tune":  # variants of the comparison's best 3-layer run, on its corpus and budget
         base = ["--layer-map", "uniform-last"]
@@ -112,13 +117,13 @@ def distill(run: Run, args: argparse.Namespace, out: Path) -> dict[str, Any]:
         if (out / "checkpoints").is_dir() and any((out / "checkpoints").iterdir()):
             argv = ["distill", "--resume", str(out), "--quiet"]
         else:
-            corpus = [] if args.plan in ("packing", "quick") else [x for c in study_corpus(args.runs)
+            corpus = [] if args.plan in _SHIPPED_CORPUS else [x for c in study_corpus(args.runs)
                                                                     for x in ("--corpus", c)]  # fmt: skip
-            budget = [] if args.plan in ("packing", "quick") else ["--steps", str(args.steps), "--batch-size",
+            budget = [] if args.plan in _SHIPPED_CORPUS else ["--steps", str(args.steps), "--batch-size",
                                                                    str(args.batch_size)]  # fmt: skip
             # the comparison, curve and tune rows were measured on joined packing of whole lines: keep new
             # rows comparable whatever the defaults (a variant may still pass --isolate-lines: the last flag wins)
-            joined = [] if args.plan in ("packing", "quick") else ["--no-isolate-lines", "--no-split-sentences"]
+            joined = [] if args.plan in _SHIPPED_CORPUS else ["--no-isolate-lines", "--no-split-sentences"]
             argv = ["distill", "--method", run.method, "--seed", str(run.seed), *corpus, *budget, *joined, *run.args,
                     "--device", args.device, "--checkpoint-every", str(args.checkpoint_every), "--out", str(out),
                     "--overwrite", "--quiet"]  # fmt: skip
@@ -155,7 +160,7 @@ def score(model: Path, args: argparse.Namespace, cache: Path) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("plan", choices=["packing", "quick", "comparison", "curve", "tune"])
+    parser.add_argument("plan", choices=["packing", "quick", "budget", "comparison", "curve", "tune"])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)

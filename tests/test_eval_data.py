@@ -87,13 +87,30 @@ def test_subsets_are_stable_and_seeded(tmp_path: Path) -> None:
     assert D.sample(data, None, 0) is data
 
 
-def test_embedded_heldout_text_is_prose_not_distillation_corpus() -> None:
+def test_embedded_docstrings_are_prose_not_distillation_corpus() -> None:
     from studentpack.corpus import embedded_paragraphs
 
-    texts = D.embedded_heldout_texts(200)
+    texts = D.embedded_docstrings(200)
     assert len(texts) == 200 and len(set(texts)) == 200
     assert all(len(t.split()) >= 6 for t in texts)
     assert not set(texts) & set(embedded_paragraphs())
+
+
+def _shingles(text: str, n: int = 8) -> set[tuple[str, ...]]:
+    words = "".join(c if c.isalnum() or c.isspace() else " " for c in text.lower()).split()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def test_heldout_english_shares_no_8_words_with_any_shipped_corpus() -> None:
+    from studentpack.corpus import EMBEDDED, load_corpus
+
+    texts = D.heldout_english()
+    assert len(texts) == 1000 and len({t.lower() for t in texts}) == 1000
+    assert D.read_table(D.locate(D.EMBEDDED_HELDOUT, "eval"), "eval").rows[0]["text"] == texts[0]
+    held = set().union(*(_shingles(t) for t in texts))
+    for corpus in EMBEDDED:
+        seen = set().union(*(_shingles(t) for t in load_corpus([corpus]).texts))
+        assert not held & seen, corpus
 
 
 def test_hub_spec_parsing() -> None:

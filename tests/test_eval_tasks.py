@@ -85,15 +85,32 @@ def test_agreement_self_is_one_and_perturbed_is_lower() -> None:
     base = {f"t{i}": rng.normal(size=16) for i in range(40)}
     texts = TextSet("mem", list(base))
     same, _ = agreement.agreement(TableEncoder(base), TableEncoder(base), texts)
-    assert same["rank_spearman"] == 1.0
+    assert same["rank_spearman"] == 1.0 and same["recall_at_10"] == 1.0
+    assert next(iter(same)) == "recall_at_10"  # the task's headline metric comes first
     assert same["mean_cosine"] == pytest.approx(1.0, abs=1e-6)
-    scores = []
+    scores, recalls = [], []
     for noise in (0.1, 0.5, 2.0):
         noisy = {k: v + noise * rng.normal(size=16) for k, v in base.items()}
         result, _ = agreement.agreement(TableEncoder(noisy), TableEncoder(base), texts)
         scores.append(result["rank_spearman"])
+        recalls.append(result["recall_at_10"])
         assert result["mean_cosine"] is not None and result["mean_cosine"] < 1.0
     assert 1.0 > scores[0] > scores[1] > scores[2]
+    assert 1.0 > recalls[0] > recalls[1] > recalls[2]
+
+
+def test_neighbour_recall_counts_shared_neighbours() -> None:
+    """Points on a line: each one's nearest neighbours are the points beside it."""
+    angles = np.linspace(0.0, 1.5, 12)
+    teacher = np.stack([np.cos(angles), np.sin(angles)], axis=1)  # (12, 2), neighbours by angle
+    assert metrics.neighbour_recall(teacher, teacher, k=2) == 1.0
+    swapped = teacher.copy()
+    swapped[[0, 11]] = swapped[[11, 0]]  # the two ends trade places: their neighbourhoods change
+    # rows 0 and 11 keep none of their 2 neighbours; rows 1 and 10 keep one of two (their far neighbour)
+    expected = (12 - 2 - 1) / 12
+    assert metrics.neighbour_recall(swapped, teacher, k=2) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="more than 2 texts"):
+        metrics.neighbour_recall(teacher[:2], teacher[:2], k=2)
 
 
 def test_agreement_across_widths_ranks_but_has_no_cosine() -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
-from studentpack.export.speed import fastest_of, rank, text_feeds, trial_feeds
+from studentpack.export.speed import fastest_of, interleaved_medians, rank, text_feeds, trial_feeds
 from tests.tiny import SENTENCES, make_tokenizer
 
 
@@ -42,3 +44,32 @@ def test_text_feeds_are_one_unpadded_text_each() -> None:
     assert len(feeds) == 32  # at most TEXTS
     assert all(f["input_ids"].shape[0] == 1 and f["attention_mask"].all() for f in feeds)
     assert len({f["input_ids"].shape[1] for f in feeds}) > 1  # each at its own length
+
+
+class _DriftingMachine:
+    """A fake clock on a machine that slows down as it runs (another job ramping up): each call costs its
+    base time, stretched by how long the machine has been running."""
+
+    def __init__(self, slowdown_per_ms: float) -> None:
+        self.now_ms, self.slowdown = 0.0, slowdown_per_ms
+
+    def runner(self, base_ms: float) -> Callable[[], None]:
+        def run() -> None:
+            self.now_ms += base_ms * (1.0 + self.slowdown * self.now_ms)
+
+        return run
+
+    def clock(self) -> float:
+        return self.now_ms / 1000.0
+
+
+def test_interleaved_rounds_keep_drift_from_picking_the_winner() -> None:
+    def medians(rounds: int) -> dict[str, dict[str, float]]:
+        machine = _DriftingMachine(slowdown_per_ms=0.002)
+        runners = {"slow": {"text": machine.runner(1.05)}, "fast": {"text": machine.runner(1.0)}}
+        return interleaved_medians(runners, rounds=rounds, per_round={"text": 80 // rounds}, clock=machine.clock)
+
+    sequential = medians(rounds=1)  # the former schedule: every run of one variant, then the other's
+    assert sequential["fast"]["text"] > sequential["slow"]["text"]  # the drift alone makes "fast" look slower
+    interleaved = medians(rounds=8)
+    assert interleaved["fast"]["text"] < interleaved["slow"]["text"]

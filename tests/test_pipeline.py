@@ -24,10 +24,12 @@ def _config(teacher: Path, corpus: Path, out: Path, **extra: Any) -> PipelineCon
         "corpus": [str(corpus)],
         "students": [{"name": "mha-l2", "method": "mha", "layers": 2}, {"name": "hs-l2", "method": "hs", "layers": 2}],
         "steps": 3,
+        "budget_minutes": None,
+        "variants": ["fp32", "int8-dynamic"],
         "distill": FAST_DISTILL,
         "serve": {"threads": 1},
         "loadtest": {"users": [1, 2], "duration_s": 0.8, "warmup_s": 0.3, "pool": 30},
-        "eval": {"agreement_texts": 24},
+        "eval": {"agreement_texts": 24, "local": True},
         **extra,
     }
     return build(PipelineConfig, data)
@@ -47,13 +49,17 @@ def test_every_stage_leaves_its_artifact_and_the_report_covers_them(finished: tu
         assert (out / run / "student" / "studentpack.json").is_file()
         assert not (out / run / "checkpoints").exists()  # a finished run keeps no optimizer state
         assert (out / run / "onnx" / "fp32" / "export.json").is_file()
-        assert json.loads((out / run / "bench" / "fp32" / "loadtest.json").read_text())["failures"] == 0
+        [variant] = _served_variants(out, run)
+        assert json.loads((out / run / "bench" / variant / "loadtest.json").read_text())["failures"] == 0
         results = json.loads((out / run / "eval.json").read_text())["results"]
-        assert "student" in results and f"served/{run}-fp32" in results  # local, then through the endpoint
+        assert "student" in results and f"served/{run}-{variant}" in results  # local, then through the endpoint
+        assert results["student"]["agreement/zeroshot"]["metric"] == "recall_at_10"
     assert (out / "teacher" / "bench" / "torch" / "loadtest.json").is_file()
     report = json.loads((out / "report" / "report.json").read_text())
     served = {r["name"] for r in report["rows"] if r["device"] == "cpu"}
-    assert {"teacher torch", "teacher fp32", "mha-l2 fp32", "hs-l2 fp32"} <= served
+    chosen = {f"{run} {_served_variants(out, run)[0]}" for run in ("teacher", "mha-l2", "hs-l2")}
+    assert served == {"teacher torch"} | chosen
+    assert report["score"]["kind"] == "label_free"
     baseline = [r for r in report["rows"] if r["baseline"]]
     assert [r["name"] for r in baseline] == ["teacher torch"]
     assert all(r["metrics"]["agreement/zeroshot"]["served"] for r in report["rows"] if r["device"] == "cpu")
@@ -63,19 +69,26 @@ def test_every_stage_leaves_its_artifact_and_the_report_covers_them(finished: tu
     assert all(unit["status"] == "done" for unit in ledger.values())
 
 
-def test_one_int8_variant_served_the_fastest_in_the_export_trial(finished: tuple[Path, Any]) -> None:
-    pytest.importorskip("openvino")
+def _served_variants(out: Path, run: str) -> list[str]:
+    """The exported variants load-tested (the teacher's PyTorch baseline left out)."""
+    bench = out / run / "bench"
+    return sorted(p.name for p in bench.iterdir() if (p / "loadtest.json").is_file() and p.name != "torch")
+
+
+def test_each_model_is_served_in_its_fastest_accepted_variant(finished: tuple[Path, Any]) -> None:
     out, outcome = finished
-    for run in ("teacher", "mha-l2", "hs-l2"):
-        records = {
-            v: json.loads((out / run / "onnx" / v / "export.json").read_text())
-            for v in ("int8-dynamic", "openvino-int8")
-        }
+    for run in ("teacher", "mha-l2"):
+        onnx = out / run / "onnx"
+        records = {v: json.loads((onnx / v / "export.json").read_text()) for v in ("fp32", "int8-dynamic")}
         times = {v: r["speed"]["median_ms"]["text"] for v, r in records.items()}
         fastest = min(times, key=lambda v: times[v])
-        served = sorted(p.name for p in (out / run / "bench").iterdir() if (p / "loadtest.json").is_file())
-        assert fastest in served and ({"int8-dynamic", "openvino-int8"} - {fastest}).isdisjoint(served), (run, served)
-        assert any(note.startswith(f"{run}: serving {fastest} ") for note in outcome.notes), outcome.notes
+        assert _served_variants(out, run) == [fastest]
+        assert any(note.startswith(f"{run}: serving {fastest}, fastest") for note in outcome.notes), outcome.notes
+    # hs-l2 has mha-l2's shape: it takes that choice, with no speed trial of its own
+    [choice] = _served_variants(out, "mha-l2")
+    assert _served_variants(out, "hs-l2") == [choice]
+    assert "speed" not in json.loads((out / "hs-l2" / "onnx" / choice / "export.json").read_text())
+    assert any(note.startswith(f"hs-l2: serving {choice}, the choice for mha-l2") for note in outcome.notes)
 
 
 def test_a_rerun_skips_every_finished_unit(
@@ -88,6 +101,7 @@ def test_a_rerun_skips_every_finished_unit(
     assert outcome.failures == {}
     assert not any(line.startswith("[") and "report" not in line for line in lines)  # nothing ran but the report
     assert sum(line.startswith("skip ") for line in lines) >= 12
+    assert any("reused the plan" in line for line in lines)
     rewritten = [p.name for p, t in before.items() if p.stat().st_mtime_ns != t]
     assert rewritten == ["pipeline-summary.json"]  # no artifact of any stage was touched
 
@@ -101,7 +115,8 @@ def test_a_changed_input_reruns_only_what_depends_on_it(finished: tuple[Path, An
     assert outcome.failures == {}
     ran = [line for line in lines if line.startswith("[")]
     assert ran and all("load-test" in line or "serve" in line or "report" in line for line in ran)
-    level_users = json.loads((out / "mha-l2" / "bench" / "fp32" / "loadtest.json").read_text())["settings"]["users"]
+    [variant] = _served_variants(out, "mha-l2")
+    level_users = json.loads((out / "mha-l2" / "bench" / variant / "loadtest.json").read_text())["settings"]["users"]
     assert level_users == [1]
 
 
@@ -149,3 +164,77 @@ def test_the_shipped_full_example_is_valid(tmp_path: Path, capsys: pytest.Captur
     printed = json.loads(capsys.readouterr().out)
     assert printed["data"] == str(tmp_path) and len(printed["students"]) == 5
     assert main(["pipeline", "--config", str(example), "--print-config"]) == 0  # data null: agreement only
+
+
+def test_a_failed_re_export_serves_nothing_of_the_earlier_export(
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    one = {"students": [{"name": "hs-l1", "method": "hs", "layers": 1}], "export_teacher": False,
+           "loadtest": {"users": [1], "duration_s": 0.4, "warmup_s": 0.1}, "variants": ["fp32"]}  # fmt: skip
+    assert run_pipeline(_config(tiny_bert_dir, corpus, out, **one), say=lambda line: None).failures == {}
+    first = json.loads((out / "pipeline.json").read_text())["units"]["loadtest:hs-l1-fp32"]
+    # fp16 cannot be exported for a CPU: the re-export fails and the earlier fp32 stays on disk; the load
+    # tests' settings change too, so whatever is served is measured again
+    again = {**one, "variants": ["fp32", "fp16"], "loadtest": {"users": [1], "duration_s": 0.5, "warmup_s": 0.1}}
+    lines: list[str] = []
+    outcome = run_pipeline(_config(tiny_bert_dir, corpus, out, **again), say=lines.append)
+    assert "export:hs-l1" in outcome.failures and (out / "hs-l1" / "onnx" / "fp32" / "export.json").is_file()
+    serving = [line for line in lines if line.strip().startswith("serving at")]
+    assert serving and all("hs-l1" not in line for line in serving), serving
+    assert json.loads((out / "pipeline.json").read_text())["units"]["loadtest:hs-l1-fp32"] == first
+    assert any("its export failed; none of its variants is served" in note for note in outcome.notes)
+
+
+def test_labelled_data_edited_in_place_is_scored_again(tiny_bert_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pairs = ["the film was very good\tthe story was great\t4.0", "a bad movie\tthe first one was new\t1.0",
+             "she said that\the said that\t3.5", "it was about time\tthey like the film\t0.5"]  # fmt: skip
+    (data / "stsb").mkdir(parents=True)
+    for split in ("train", "dev"):
+        (data / "stsb" / f"{split}.tsv").write_text("sentence1\tsentence2\tscore\n" + "\n".join(pairs) + "\n")
+    one = {"students": [{"name": "hs-l1", "method": "hs", "layers": 1}], "export_teacher": False,
+           "loadtest": {"users": [1], "duration_s": 0.4, "warmup_s": 0.1}, "variants": ["fp32"],
+           "data": str(data)}  # fmt: skip
+    out = tmp_path / "run"
+    assert run_pipeline(_config(tiny_bert_dir, corpus, out, **one), say=lambda line: None).failures == {}
+    (data / "stsb" / "dev.tsv").write_text("sentence1\tsentence2\tscore\n" + "\n".join(pairs[::-1][:3]) + "\n")
+    lines: list[str] = []
+    assert run_pipeline(_config(tiny_bert_dir, corpus, out, **one), say=lines.append).failures == {}
+    ran = [line for line in lines if line.startswith("[")]
+    assert any("eval hs-l1 stsb (local)" in line for line in ran), lines
+    assert any("stsb (served)" in line for line in ran), lines
+    assert not any("distill" in line or "export" in line for line in ran)
+
+
+def test_the_budget_sizes_the_budgeted_students_and_says_so(tiny_bert_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    students = [
+        {"name": "fixed", "method": "hs", "layers": 1, "steps": 4},
+        {"name": "cut", "method": "hs", "layers": 1, "steps": 1000, "budgeted": True, "min_steps": 2},
+        {"name": "gone", "method": "od", "layers": 1, "steps": 400, "budgeted": True, "min_steps": 300},
+    ]
+    # priced as on the reference machine (a timing of the tiny teacher would make every step nearly free)
+    config = _config(tiny_bert_dir, corpus, out, students=students, budget_minutes=1.8, budget_speed=1.0,
+                     export_teacher=False, loadtest={"users": [1], "duration_s": 0.4, "warmup_s": 0.1},
+                     variants=["fp32"])  # fmt: skip
+    lines: list[str] = []
+    outcome = run_pipeline(config, say=lines.append)
+    assert outcome.failures == {}
+    plan = json.loads((out / "pipeline.json").read_text())["budget"]["plan"]
+    assert plan["calibration"]["factor"] == 1.0
+    assert plan["steps"]["fixed"] == 4 and 2 <= plan["steps"]["cut"] <= 1000 and plan["dropped"] == ["gone"]
+    assert any(reason.startswith("budgeted students cut to cut ") for reason in plan["reasons"])  # at the start
+    assert json.loads((out / "cut" / "student" / "studentpack.json").read_text())["steps"] == plan["steps"]["cut"]
+    assert not (out / "gone").exists()
+    assert any(note.startswith("gone: not distilled") for note in outcome.notes)
+    assert any(line.startswith("budget: ") for line in lines)
+    markdown = (out / "report" / "report.md").read_text()
+    assert "## Budget" in markdown and f"cut {plan['steps']['cut']}" in markdown
+
+
+def test_the_start_timing_measures_this_machine(tiny_bert_dir: Path) -> None:
+    from studentpack.bench.budget import calibrate
+
+    calibration = calibrate(tiny_bert_dir, repeats=2)
+    assert calibration.probe_ms > 0 and calibration.cpu_class and calibration.factor == calibration.probe_ms / 330.0

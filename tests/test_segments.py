@@ -161,7 +161,8 @@ def test_the_trainer_feeds_line_numbers_to_teacher_and_student(
                            batch_size=2, student=StudentSpec(layers=2), threads=1)  # fmt: skip
     distiller = Distiller(make_plan(config), RunDir(tmp_path / "run"), progress=False)
     distiller._load()
-    ids, mask, lines, positions, labels = distiller._batch(BatchPlan(len(distiller.chunks.sequences), 2, 1, 0), 0)
+    indices = BatchPlan(len(distiller.chunks.sequences), 2, 1, 0).indices(0, 0)
+    ids, mask, lines, positions, labels = distiller._batch(indices, 0)
     assert lines is not None and int(lines.max()) >= 2  # rows of several isolated lines
     teacher = distiller.teacher(ids, mask, positions, labels, lines)
     assert teacher.segments is lines

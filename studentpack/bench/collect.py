@@ -5,6 +5,7 @@ Artifacts read (each written by its own verb):
   export.json        an exported variant (its source model's hash, variant, gate figures, size)
   eval.json          evaluation results (`details.model_sha256`: the scored directory's hash)
   loadtest.json      load-test results (`target.info.sha256`: the served directory's hash)
+  pipeline.json      a pipeline run's ledger: its budget plan (steps per student and why) is reported
 
 Every model directory is known by `provenance.hash_directory`, which `studentpack serve` also
 reports for what it serves, so a load test or a served evaluation finds its files without relying
@@ -47,6 +48,7 @@ class Found:
     loadtests: list[dict[str, Any]] = field(default_factory=list)
     teacher_shas: set[str] = field(default_factory=set)
     skipped: list[str] = field(default_factory=list)  # what was found but not used, and why
+    budgets: list[dict[str, Any]] = field(default_factory=list)  # pipeline budget plans, each with "_file"
 
 
 def find(roots: list[Path]) -> Found:
@@ -73,6 +75,11 @@ def find(roots: list[Path]) -> Found:
             doc["_file"] = str(path)
             found.loadtests.append(doc)
             _add_served_dir(found, doc)
+    for root in roots:
+        for path in [root] if root.is_file() else sorted(root.rglob("pipeline.json")):
+            ledger = _read(path, found) if path.name == "pipeline.json" and _usable(path, root) else None
+            if ledger and isinstance(ledger.get("budget"), dict) and isinstance(ledger["budget"].get("plan"), dict):
+                found.budgets.append({"_file": str(path), **ledger["budget"]["plan"]})
     _add_packaged_teacher(found)
     return found
 

@@ -9,7 +9,7 @@ _SHORT = {
     "stsb/finetune": "STS-B fine-tuned",
     "sst2/probe": "SST-2 probe",
     "sst2/finetune": "SST-2 fine-tuned",
-    "agreement/zeroshot": "agreement",
+    "agreement/zeroshot": "teacher-neighbour recall@10",
     "stsb/predict": "STS-B model",
     "sst2/predict": "SST-2 model",
 }
@@ -21,9 +21,10 @@ def render(report: dict[str, Any]) -> str:
         f"Generated {report['created']} from {', '.join(report['roots'])}. "
         "Accuracy is measured through the served endpoint (`studentpack eval URL`) unless a cell says "
         "*(local)*. The baseline is the teacher's PyTorch directory served by the same server. "
-        f"Headline accuracy: mean % of the teacher over {_metric_names(report['headline_metrics'])}. "
-        "Latency: served p50/p95/p99 in ms at concurrency 1; throughput: best texts/s over the concurrency "
-        "levels tried. ★ marks the accuracy/latency frontier.",
+        f"Score: {_score_text(report)} "
+        "Latency: served p50/p95/p99 in ms at concurrency 1 (or the level shown); speed-ups, the frontier and the "
+        "headline compare p50 at the baseline's level. Throughput: best texts/s over the concurrency levels "
+        "tried. ★ marks the accuracy/latency frontier.",
         "",
     ]
     metrics = _metric_columns(report)
@@ -43,6 +44,8 @@ def render(report: dict[str, Any]) -> str:
             flags = " ".join(facts.get("cpu_flags") or [])
             lines.append(f"- {facts.get('cpu_model')} ({facts.get('cpu_count')} cores; {flags}); {gpus}")
         lines.append("")
+    for plan in report.get("budgets") or []:
+        lines += _budget(plan)
     if report["notes"] or report["skipped"]:
         lines += ["## Notes", ""]
         lines += [f"- {note}" for note in report["notes"]]
@@ -56,6 +59,40 @@ def _metric_names(keys: list[str]) -> str:
     return " and ".join(_SHORT.get(k, k) for k in keys) or "(no metric shared with the teacher)"
 
 
+def _score_text(report: dict[str, Any]) -> str:
+    score = report.get("score") or {}
+    if score.get("kind") == "pct_of_teacher":
+        return f"mean % of the teacher over {_metric_names(score['metrics'])}; the target is {score['target']:.0f}%."
+    if score.get("kind") == "label_free":
+        return (f"{score['label']}: for each held-out sentence, the share of the teacher's 10 nearest neighbours "
+                f"that the student also ranks in its 10 nearest. The target, {score['target']:.1f}, is "
+                f"{score['target_source']}.")  # fmt: skip
+    return "none (no accuracy metric shared with the teacher)."
+
+
+def headline_sentence(h: dict[str, Any], bold: bool = True) -> str:
+    """One sentence: which student, how accurate (in the score's own terms), how much faster, on which CPU."""
+    b = "**" if bold else ""
+    if h.get("score_kind") == "pct_of_teacher":
+        each = [f"{b}{pct:.1f}%{b}" + (" of the teacher" if not i else "") + f" on {_SHORT.get(m, m)}"
+                for i, (m, pct) in enumerate((h.get("pct_of_teacher") or {}).items()) if pct]  # fmt: skip
+        accuracy = "keeps " + (" and ".join(each) if each else f"{b}{h['score']:.1f}%{b} of the teacher")
+        target = f"{h['target']:.0f}% of the teacher"
+    else:
+        accuracy = f"retrieves {b}{h['score']:.1f}%{b} of the teacher's 10 nearest neighbours (held-out English)"
+        target = f"recall@10 {h['target']:.1f}, tied to 97% of the teacher on labelled data" if h.get("target") else ""
+    verdict = "" if h["meets_accuracy_target"] else f" (none reaches {target or 'a target'}: the most accurate)"
+    on = f" on {h['cpu_class']}" if h.get("cpu_class") else ""
+    if h.get("baseline_p50_ms") is None or h.get("p50_ms") is None:
+        return f"Best student{verdict}: {b}{h['row']}{b} {accuracy} (no baseline measured{on})."
+    speed = f"{b}{h['speedup_p50']:.2f}x{b} faster" if h.get("speedup_p50") else "of no comparable speed"
+    return (
+        f"Best student{verdict}: {b}{h['row']}{b} {accuracy} and is {speed} than the baseline{on} "
+        f"({h['p50_ms']:.2f} ms against {h['baseline_p50_ms']:.2f} ms served p50 at concurrency {h['users']}; "
+        f"throughput x{h['speedup_throughput'] or 0:.2f})."
+    )
+
+
 def _metric_columns(report: dict[str, Any]) -> list[str]:
     present = {k for r in report["rows"] for k in r["metrics"]}
     ordered = [k for k in _SHORT if k in present]
@@ -63,28 +100,14 @@ def _metric_columns(report: dict[str, Any]) -> list[str]:
 
 
 def _headline_text(h: dict[str, Any]) -> str:
-    if h.get("baseline_p50_ms") is None:
-        return (
-            f"Best student: **{h['row']}** at {h['score_pct_of_teacher']:.1f}% of the teacher (no baseline measured)."
-        )
-    verdict = (
-        ""
-        if h["meets_accuracy_target"]
-        else f" (no student keeps {h['accuracy_target_pct']:.0f}%: the most accurate is shown)"
-    )
-    speed = f"**{h['speedup_p50']:.2f}x** faster" if h.get("speedup_p50") else "speed-up not comparable"
-    return (
-        f"Best student{verdict}: **{h['row']}** keeps **{h['score_pct_of_teacher']:.1f}%** of the teacher and is "
-        f"{speed} than the baseline ({h['p50_ms']:.2f} ms against {h['baseline_p50_ms']:.2f} ms served p50 "
-        f"at concurrency 1; throughput x{h['speedup_throughput'] or 0:.2f})."
-    )
+    return headline_sentence(h)
 
 
 def _table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
     head = ["", "model", "variant", "params", "size", "method"]
     for key in metrics:
-        head += [_SHORT.get(key, key), "%"]
-    head += ["score %", "p50", "p95", "p99", "best texts/s (users)", "speed-up p50", "speed-up thr."]
+        head += [_SHORT.get(key, key), "% of teacher"]
+    head += ["score", "p50", "p95", "p99", "best texts/s (users)", "speed-up p50", "speed-up thr."]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         mark = "★" if r["frontier"] else ""
@@ -99,13 +122,15 @@ def _table(rows: list[dict[str, Any]], metrics: list[str]) -> list[str]:
                 cells += ["", ""]
                 continue
             value = f"{entry['value']:.2f}" + ("" if entry["served"] else " *(local)*")
+            if key == "agreement/zeroshot" and entry.get("metric") != "recall_at_10":
+                value += f" ({entry.get('metric')})"
             pct = entry.get("pct_of_teacher")
             cells += [value, "" if pct is None else f"{pct:.1f}"]
         lat = r["latency_ms"] or {}
         users = "" if r["latency_users"] in (None, 1) else f" (c={r['latency_users']})"
         best = r["best_throughput"]
         cells += [
-            "" if r["score_pct_of_teacher"] is None else f"{r['score_pct_of_teacher']:.1f}",
+            "" if r["score"] is None else f"{r['score']:.1f}",
             f"{lat['p50']:.2f}{users}" if lat else "",
             f"{lat['p95']:.2f}" if lat else "",
             f"{lat['p99']:.2f}" if lat else "",
@@ -141,6 +166,23 @@ def _side_by_side(entries: list[dict[str, Any]]) -> list[str]:
                 lines.append("| " + " | ".join(cells) + " |")
         lines += ["", "Ratios compare studentpack serve with the server on that line (above 1: studentpack ahead).", ""]
     return lines
+
+
+def _budget(plan: dict[str, Any]) -> list[str]:
+    """What the pipeline's time budget chose, and why (pipeline.json)."""
+    lines = ["## Budget", ""]
+    calibration = plan.get("calibration") or {}
+    if calibration:
+        lines.append(f"- this machine: {calibration.get('cpu_class')}; the teacher's forward on 16 x 128 tokens took "
+                     f"{calibration.get('probe_ms')} ms, {calibration.get('factor')}x the reference machine's "
+                     f"({calibration.get('reference_class')})")  # fmt: skip
+    if plan.get("budget_s"):
+        estimate = plan.get("estimate_s", 0) / 60
+        lines.append(f"- budget {plan['budget_s'] / 60:g} min; the cost model's estimate of the run {estimate:.1f} min")
+    steps = plan.get("steps") or {}
+    lines.append("- distillation steps: " + ", ".join(f"{name} {n}" for name, n in steps.items()))
+    lines += [f"- {reason}" for reason in plan.get("reasons") or [] if not reason.startswith("budget ")]  # shown above
+    return [*lines, ""]
 
 
 def _millions(n: int | None) -> str:

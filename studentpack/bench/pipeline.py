@@ -9,7 +9,12 @@ Layout under `config.out` (every stage's artifacts stay there):
     teacher/onnx/..., teacher/bench/torch/loadtest.json, teacher/eval.json
     report/                     report.md, report.json, pareto.png
     logs/                       each child command's output; the server's log
-    pipeline.json               per unit: inputs fingerprint, status, seconds (what a re-run skips)
+    pipeline.json               per unit: inputs fingerprint, status, seconds (what a re-run skips); the budget
+                                plan (calibration, steps per student and why), which a re-run reuses
+
+Before any work, the budget (bench/budget.py) times the teacher here and sizes the budgeted students'
+distillation to `budget_minutes`. After export, each model is served in the variant that ran fastest on
+one text at a time in the export's speed trial, among those that passed their gate (bench/served_choice.py).
 
 A unit that fails (a student that does not train, a variant that does not export) is reported and
 its dependants are skipped; the other students go on, and the report covers what finished.
@@ -21,6 +26,7 @@ import functools
 import json
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from studentpack import atomic
+from studentpack.bench.budget import REFERENCE_PROBE_MS, Calibration, calibrate
+from studentpack.bench.budget_keeper import BudgetKeeper
 from studentpack.bench.pipeline_config import PipelineConfig, StudentPlan
+from studentpack.bench.pipeline_plan import SERVED, TEACHER
 from studentpack.bench.stages import ChildFailed, Clock, Ledger, fingerprint, run_cli
 from studentpack.config import to_dict
 from studentpack.errors import UserError
-
-TEACHER = "teacher"
-_SECONDS_PER_STEP = {"mha": 0.65, "hs": 0.6, "od": 0.8}  # 2-core CPU, batch 16 x 128 tokens
 
 
 @dataclass
@@ -73,12 +79,18 @@ class Outcome:
 class Pipeline:
     def __init__(self, cfg: PipelineConfig, force: bool, say: Callable[[str], None]) -> None:
         self.cfg, self.force, self.say = cfg, force, say
+        self.started = time.monotonic()
         self.out = Path(cfg.out).expanduser()
         self.outcome = Outcome()
         self.tasks = _tasks(cfg.data)
+        # by content, not path: data edited in place must not leave its evaluations and load tests "unchanged"
+        self.data_digest = [_content_digest(Path(cfg.data).expanduser() / task) for task, _ in self.tasks] if cfg.data \
+            else None  # fmt: skip
         self.distill_configs = {s.name: _checked_distill_config(cfg, s) for s in cfg.students}
         self.ledger: Ledger
         self.clock: Clock
+        self.budget: BudgetKeeper
+        self.shape_choice: dict[str, tuple[str, str]] = {}  # model shape -> (served variant, the model it was timed on)
 
     # ---------------------------------------------------------------------------------- plumbing
 
@@ -116,9 +128,25 @@ class Pipeline:
         atomic.check_writable_dir(self.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.ledger = Ledger(self.out / "pipeline.json")
-        self.clock = Clock(self._estimates(), self.say)
-        trained = [s for s in cfg.students if self.distill(s)]
-        for student in trained:
+        tasks = [t for t, _ in self.tasks]
+        self.budget = BudgetKeeper(cfg, self.ledger, self.distill_configs, tasks, _corpus_chars(cfg),
+                                   str(self.teacher_dir))  # fmt: skip
+        plan = self.budget.start(self.force, self._calibrate)
+        # the clock counts from the start, the timing of the teacher included: the budget is the whole run's
+        self.clock = Clock(self.budget.estimates(self.budget.students()), self.say, started=self.started)
+        for reason in plan.reasons:
+            self.say(f"budget: {reason}")
+        trained: list[StudentPlan] = []
+        for planned in self.budget.students():
+            student = self.budget.revise(planned, trained, self.clock)
+            past = {s.name for s in trained} | {planned.name}
+            coming = [s for s in self.budget.students() if s.name not in past]
+            self.clock.estimates = self.budget.estimates([*trained, *([student] if student else []), *coming])
+            if student is not None and self.distill(student):
+                trained.append(student)
+        for name in plan.dropped:
+            self.outcome.notes.append(f"{name}: not distilled, the time budget left no room for it")
+        for student in trained if cfg.eval.local else []:
             self.evaluate_local(student)
         served: list[Served] = [Served(f"{TEACHER}-torch", TEACHER, "torch", self.teacher_dir)]
         sources = [(s.name, self.out / s.name / "student") for s in trained]
@@ -133,6 +161,14 @@ class Pipeline:
         self.outcome.seconds = self.clock.elapsed()
         return self.outcome
 
+    def _calibrate(self) -> Calibration | None:
+        if self.cfg.budget_speed is not None:
+            return Calibration(round(self.cfg.budget_speed * REFERENCE_PROBE_MS, 1), "given (budget_speed)", 0)
+        if self.cfg.budget_minutes is None or self.cfg.device.startswith("cuda"):
+            return None
+        self.say("timing the teacher on this machine to size the distillation (a few seconds)")
+        return calibrate(self.teacher_dir)
+
     @property
     def teacher_dir(self) -> Path:
         from studentpack.sources import resolve_model
@@ -141,7 +177,7 @@ class Pipeline:
 
     def distill(self, student: StudentPlan) -> bool:
         run_dir = self.out / student.name
-        mapping = self.distill_configs[student.name]
+        mapping = {**self.distill_configs[student.name], "steps": student.steps}
         inputs = {"config": mapping, "teacher": _dir_digest(self.teacher_dir), "corpus": _corpus_digest(self.cfg)}
         unit = f"distill:{student.name}"
 
@@ -168,7 +204,8 @@ class Pipeline:
     def evaluate_local(self, student: StudentPlan) -> None:
         model = self.out / student.name / "student"
         for task, _ in self.tasks:
-            inputs = {"model": _dir_digest(model), "task": task, "eval": to_dict(self.cfg.eval), "data": self.cfg.data}
+            inputs = {"model": _dir_digest(model), "task": task, "eval": to_dict(self.cfg.eval),
+                      "data": self.data_digest}  # fmt: skip
             label = f"eval {student.name} {task} (local)"
             work = functools.partial(self._evaluate, str(model), task, None, None)
             self.unit(f"eval:{student.name}:{task}", label, inputs, self.out / student.name / "eval.json", work)
@@ -194,42 +231,48 @@ class Pipeline:
 
     def export(self, run: str, source: Path) -> list[Served]:
         onnx_dir = self.out / run / "onnx"
-        variants = self.cfg.export_variants
+        shape = _shape_key(source)
+        shared = self.shape_choice.get(shape) if self.cfg.serve_variants == "fastest" else None
+        # a model of a shape already timed takes its choice: a variant's speed depends on the graph, not the weights
+        variants = tuple(dict.fromkeys(("fp32", shared[0]))) if shared else self.cfg.export_variants
         inputs = {"source": _dir_digest(source), "variants": variants, "device": self.cfg.device}
 
         def work() -> None:
             args = ["export", str(source), "--onnx", "--out", str(onnx_dir), "--overwrite"]
             args += ["--variants", ",".join(variants), "--device", self.cfg.device]
+            args += ["--no-speed-trial"] if shared else ["--speed-shapes", "text"]  # what the choice reads
             if run_cli(args, self.log(f"export-{run}")) == 1:
                 rejected = sorted(p.name for p in (onnx_dir / "rejected").glob("*"))
                 self.outcome.notes.append(f"{run}: variant(s) rejected by their gate: {', '.join(rejected)}")
 
-        self.unit(f"export:{run}", f"export {run} ({', '.join(variants)})", inputs, onnx_dir, work)
+        if not self.unit(f"export:{run}", f"export {run} ({', '.join(variants)})", inputs, onnx_dir, work):
+            # what lies in onnx_dir is an earlier export's, of other inputs: serving it would report a stale model
+            self.outcome.notes.append(f"{run}: its export failed; none of its variants is served")
+            return []
         exported = [v for v in variants if (onnx_dir / v / "export.json").is_file()]
-        if self.cfg.choose_int8:
-            exported = self._fastest_int8(run, onnx_dir, exported)
+        if self.cfg.serve_variants == "fastest":
+            exported = self._fastest(run, onnx_dir, exported, shared)
+            if exported and not shared:
+                self.shape_choice.setdefault(shape, (exported[0], run))
         return [Served(f"{run}-{v}", run, v, onnx_dir / v) for v in exported]
 
-    def _fastest_int8(self, run: str, onnx_dir: Path, exported: list[str]) -> list[str]:
-        """Keep one INT8 variant: the fastest on one text at a time in the export's speed trial (what a served
-        p50 at concurrency 1 is made of); the choice and its margin go into the report's notes."""
-        from studentpack.bench.pipeline_config import INT8_CANDIDATES
-        from studentpack.export.speed import fastest_of
+    def _fastest(self, run: str, onnx_dir: Path, exported: list[str], shared: tuple[str, str] | None) -> list[str]:
+        """The one variant to serve: the fastest accepted one on one text at a time (or, for a shape already
+        timed, that model's choice when it passed its gate here); the choice goes to the notes."""
+        from studentpack.bench.served_choice import Choice, fastest_accepted
 
-        candidates = [v for v in exported if v in INT8_CANDIDATES]
-        if len(candidates) < 2:
-            return exported
-        records = {v: json.loads((onnx_dir / v / "export.json").read_text(encoding="utf-8")) for v in candidates}
-        chosen = fastest_of(records, candidates) or candidates[0]
-        times = {v: records[v].get("speed", {}).get("median_ms", {}).get("text") for v in candidates}
-        others = ", ".join(f"{v} {times[v]} ms" for v in candidates if v != chosen)
-        self.outcome.notes.append(
-            f"{run}: serving {chosen} ({times[chosen]} ms a text in the export's trial; {others})"
-        )
-        planned = self.cfg.planned_served_variants[-1]  # the plan's stand-in for the INT8 choice
-        for unit in [f"loadtest:{run}-{planned}", *(f"served-eval:{run}-{planned}:{t}" for t, _ in self.tasks)]:
-            self.clock.rename(unit, unit.replace(f"{run}-{planned}", f"{run}-{chosen}", 1))
-        return [v for v in exported if v not in INT8_CANDIDATES or v == chosen]
+        records = {v: json.loads((onnx_dir / v / "export.json").read_text(encoding="utf-8")) for v in exported}
+        if shared and shared[0] in records:
+            choice = Choice(shared[0], {}, f"the choice for {shared[1]}, the same shape (no trial of its own)")
+        else:
+            choice = fastest_accepted(records)
+        if choice.variant is None:
+            self.outcome.notes.append(f"{run}: {choice.why}; nothing served")
+            return []
+        self.outcome.notes.append(f"{run}: serving {choice.variant}, {choice.why}")
+        for unit in [f"loadtest:{run}-{SERVED}", *(f"served-eval:{run}-{SERVED}:{t}" for t, _ in self.tasks)]:
+            self.clock.rename(unit, unit.replace(f"{run}-{SERVED}", f"{run}-{choice.variant}", 1))
+        return [choice.variant]
 
     def measure(self, served: list[Served]) -> None:
         """One server for every model; a load test and a served evaluation of each."""
@@ -239,13 +282,14 @@ class Pipeline:
         teacher = served[0]
         plans: list[_Measurement] = []
         for model in served:
-            load_inputs = {"model": digests[model.name], "load": to_dict(self.cfg.loadtest), "texts": self._texts(),
-                           "serve": to_dict(self.cfg.serve), "device": self.cfg.device}  # fmt: skip
+            load_inputs = {"model": digests[model.name], "load": to_dict(self.cfg.loadtest),
+                           "texts": self._texts_digest(), "serve": to_dict(self.cfg.serve),
+                           "device": self.cfg.device}  # fmt: skip
             plans.append(_Measurement(f"loadtest:{model.name}", self._bench_dir(model) / "loadtest.json",
                                       load_inputs, model, None))  # fmt: skip
             for task, _ in self.tasks:
                 eval_inputs = {"model": digests[model.name], "task": task, "eval": to_dict(self.cfg.eval),
-                               "data": self.cfg.data, "teacher": digests[teacher.name]}  # fmt: skip
+                               "data": self.data_digest, "teacher": digests[teacher.name]}  # fmt: skip
                 plans.append(_Measurement(f"served-eval:{model.name}:{task}", self.out / model.run / "eval.json",
                                           eval_inputs, model, task))  # fmt: skip
         if not self.force and all(self.ledger.fresh(p.unit, fingerprint(p.inputs), p.artifact) for p in plans):
@@ -295,6 +339,10 @@ class Pipeline:
         """Load-test texts: SST-2 dev sentences with labelled data (a real length mix), else held-out prose."""
         return str(Path(self.cfg.data) / "sst2") if self.cfg.data and ("sst2", "probe") in self.tasks else None
 
+    def _texts_digest(self) -> str | None:
+        texts = self._texts()
+        return _content_digest(Path(texts)) if texts else None
+
     def _loadtest(self, url: str, model: Served) -> None:
         from studentpack.bench.loadtest import LoadtestOptions, run_loadtest
 
@@ -327,35 +375,6 @@ class Pipeline:
             self.outcome.failures[unit] = str(exc)
             self.say(f"FAILED report: {exc}")
         self.clock.end(unit)
-
-    # ---------------------------------------------------------------------------------- estimates
-
-    def _estimates(self) -> dict[str, float]:
-        cfg, gpu = self.cfg, self.cfg.device.startswith("cuda")
-        est: dict[str, float] = {}
-        for s in cfg.students:
-            mapping = self.distill_configs[s.name]
-            per_step = max(_SECONDS_PER_STEP.get(m, 0.7) for m in s.method.split("+"))
-            per_step *= mapping.get("batch_size", 16) / 16 * mapping.get("max_length", 128) / 128 * (s.layers / 3)
-            head = mapping.get("fit_head_steps", 300) * 0.25 if "od" in s.method.split("+") else 0.0
-            est[f"distill:{s.name}"] = (20 + (mapping["steps"] * per_step + head)) / (8 if gpu else 1)
-        for s in cfg.students:
-            for task, _ in self.tasks:
-                est[f"eval:{s.name}:{task}"] = 15 if task == "agreement" else 30
-        runs = ([TEACHER] if cfg.export_teacher else []) + [s.name for s in cfg.students]
-        for run in runs:
-            est[f"export:{run}"] = 15 + 20 * len(cfg.export_variants) * (2 if run == TEACHER else 1)
-        names = [f"{TEACHER}-torch"] + [f"{r}-{v}" for r in runs for v in cfg.planned_served_variants]
-        if cfg.serve_student_torch:
-            names += [f"{s.name}-torch" for s in cfg.students]
-        est["serve"] = 8 + 2 * len(names)
-        load = len(cfg.loadtest.users) * (cfg.loadtest.warmup_s + cfg.loadtest.duration_s + 2.5)
-        for name in names:
-            est[f"loadtest:{name}"] = load
-            for task, _ in self.tasks:
-                est[f"served-eval:{name}:{task}"] = 12 if task == "agreement" else 30
-        est["report"] = 8
-        return est
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -390,10 +409,31 @@ def _checked_distill_config(cfg: PipelineConfig, student: StudentPlan) -> dict[s
 
     mapping = cfg.distill_mapping(student)
     try:
-        build(DistillConfig, mapping)
+        resolved = build(DistillConfig, mapping)
     except UserError as exc:
         raise UserError(f"student {student.name}: {exc}") from exc
-    return mapping
+    return {**mapping, "steps": resolved.steps}  # distill's default steps, when the plan names none
+
+
+def _shape_key(model_dir: Path) -> str:
+    """The architecture of a model directory: what its variants' speed depends on (its weights do not)."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return f"unreadable:{model_dir}"  # never shared
+    keys = ("model_type", "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
+            "max_position_embeddings", "vocab_size")  # fmt: skip
+    return json.dumps([config.get(k) for k in keys] + [(model_dir / "2_Dense").is_dir()])
+
+
+def _corpus_chars(cfg: PipelineConfig) -> int:
+    """Characters of the distillation corpus (the cost model sizes the teacher cache's fill by it)."""
+    from studentpack.corpus import load_corpus
+
+    try:
+        return sum(len(t) for t in load_corpus(list(cfg.corpus) or None).texts)
+    except UserError:
+        return 500_000  # a corpus that cannot be read here fails in distill, with its own message
 
 
 def _dir_digest(path: Path) -> str:
@@ -404,25 +444,31 @@ def _dir_digest(path: Path) -> str:
 
 def _corpus_digest(cfg: PipelineConfig) -> list[str]:
     """Files by content, embedded corpora by their text; hub datasets by name."""
-    import hashlib
-
     from studentpack.corpus import EMBEDDED, load_corpus
     from studentpack.sources import EMBEDDED_CORPUS
 
     out = []
     for spec in cfg.corpus or (EMBEDDED_CORPUS,):
         path = Path(spec).expanduser()
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
         if spec in EMBEDDED:
             out.append(load_corpus([spec]).sha256)
-        elif files:
-            digest = hashlib.sha256()
-            for file in files:
-                digest.update(file.read_bytes())
-            out.append(digest.hexdigest())
+        elif path.exists():
+            out.append(_content_digest(path))
         else:
             out.append(spec)
     return out
+
+
+def _content_digest(path: Path) -> str:
+    """sha256 over a file's bytes, or over a directory's files (relative names and bytes), in name order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path] if path.is_file() else []
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() + b"\0" if path.is_dir() else b"")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def check_device(device: str) -> None:

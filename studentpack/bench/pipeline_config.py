@@ -1,9 +1,14 @@
 """PipelineConfig: the whole chain's settings as one frozen dataclass, with the quick preset as defaults.
 
-The defaults are the "quick" preset: three 3-layer students (MHA, HS, OD) distilled briefly on the
-embedded corpus, exported to fp32 and INT8, served beside the teacher, load-tested at two
-concurrency levels and scored by agreement with the teacher, in about 10 minutes on a
-2-core CPU. `examples/full.yaml` is the long version on labelled data.
+The defaults are the "quick" preset, sized to finish within `budget_minutes` on a 2-core CPU of any
+class (AVX2 included; bench/budget.py):
+- hs-l3, the student `studentpack distill` makes on its own defaults (HS, sentences isolated, the
+  full recipe): the one worth deploying, never cut by the budget;
+- hs-l2, the same recipe on two layers;
+- mha-l3 and od-l3, the paper's other two transfers, at the steps the budget leaves (equal for both);
+each exported to every CPU variant, the fastest one that passes its gate served beside the teacher,
+load-tested at two concurrency levels and scored without labels by how well it retrieves the
+teacher's nearest neighbours on held-out English. `examples/full.yaml` is the long version.
 """
 
 from __future__ import annotations
@@ -14,30 +19,36 @@ from typing import Any
 
 from studentpack.errors import UserError
 
-INT8_CANDIDATES = ("int8-dynamic", "int8-static", "openvino-int8")  # one of them is served when the pipeline chooses
-
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$")
 
 
 @dataclass(frozen=True)
 class StudentPlan:
     name: str  # the run directory under `out`, and the served model's name prefix
-    method: str = "mha"
+    method: str = "hs"
     layers: int = 3
     hidden: int | None = None  # None: the teacher's width
     settings: dict[str, Any] = field(default_factory=dict)  # any other `studentpack distill` config keys
+    steps: int | None = None  # None: the pipeline's `steps`, else distill's default
+    # sized by the time budget (fewer steps, or dropped last-first when even min_steps does not fit)
+    budgeted: bool = False
+    min_steps: int = 1
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or self.name in ("teacher", "report", "logs"):
             raise UserError(f"student name {self.name!r}: letters, digits, '.', '_', '-'; not teacher/report/logs")
+        if (self.steps is not None and self.steps < 1) or self.min_steps < 1:
+            raise UserError(f"student {self.name}: steps and min_steps must be at least 1")
 
 
 def _default_students() -> tuple[StudentPlan, ...]:
-    # the OD teacher head (all-MiniLM-L6-v2 has none) is fitted briefly in the quick preset
     return (
-        StudentPlan("mha-l3", "mha"),
-        StudentPlan("hs-l3", "hs"),
-        StudentPlan("od-l3", "od", settings={"fit_head_steps": 100}),
+        StudentPlan("hs-l3", "hs"),  # distill's defaults: the recipe, never cut
+        StudentPlan("hs-l2", "hs", layers=2, budgeted=True, min_steps=100),
+        # the comparison: MiniLMv2's relations and the output distribution (its MLM head, which
+        # all-MiniLM-L6-v2 lacks, fitted briefly), at the steps the budget leaves
+        StudentPlan("mha-l3", "mha", budgeted=True, min_steps=40),
+        StudentPlan("od-l3", "od", settings={"fit_head_steps": 60}, budgeted=True, min_steps=40),
     )
 
 
@@ -52,15 +63,18 @@ class ServeSettings:
 @dataclass(frozen=True)
 class LoadSettings:
     users: tuple[int, ...] = (1, 8)
-    duration_s: float = 8.0
-    warmup_s: float = 2.0
+    duration_s: float = 6.0
+    warmup_s: float = 1.5
     texts_per_request: int = 1
     pool: int = 1000
 
 
 @dataclass(frozen=True)
 class EvalSettings:
-    agreement_texts: int = 300  # held-out texts for teacher agreement (no labelled data)
+    agreement_texts: int = 1000  # held-out English sentences for the label-free measure (all of them)
+    # also score each student's PyTorch directory in-process (the served variants are always scored
+    # through their endpoint, which is what the report's rows and headline use)
+    local: bool = False
     limit: int | None = None  # eval examples per labelled task (None: all of the dev split)
     probe_train: int = 4000  # SST-2 probe training rows
     batch_size: int = 32
@@ -74,11 +88,20 @@ class PipelineConfig:
     data: str | None = None  # a directory holding stsb/ and sst2/ (dev.* and train.*); None: agreement only
     device: str = "cpu"  # cpu | cuda
     students: tuple[StudentPlan, ...] = field(default_factory=_default_students)
-    steps: int = 100  # distillation steps of every student (a student's settings may override)
+    steps: int | None = None  # distillation steps of every student without its own; None: distill's default
+    # the whole run's target wall time on this machine (installation not included); budgeted students
+    # are sized to it from a timing taken at the start. None: every student gets its steps
+    budget_minutes: float | None = 12.0
+    # seconds this machine takes per second of the reference machine (bench/budget.py); None: timed at the
+    # start. Set it to plan for another machine, or to size the run without the timing
+    budget_speed: float | None = None
     distill: dict[str, Any] = field(default_factory=dict)  # distill config keys for every student
-    # export variants; empty: on cpu fp32 + the INT8 candidates (int8-dynamic, and openvino-int8 where
-    # OpenVINO is installed: the faster of them in the export's speed trial is served), fp32 + fp16 on cuda
+    # export variants; empty: the CPU candidates (fp32, fused, int8-dynamic and, where OpenVINO is installed,
+    # openvino-int8 and openvino, which on BF16 CPUs is openvino-bf16), fp32 + fp16 on cuda
     variants: tuple[str, ...] = ()
+    # which accepted variants to serve: "fastest" (per model, the one fastest on one text at a time in the
+    # export's speed trial, whatever its precision or runtime) or "all"
+    serve_variants: str = "fastest"
     export_teacher: bool = True  # export and serve the teacher's variants too (what export alone buys)
     serve_student_torch: bool = False  # also serve each student's PyTorch directory
     # with >= 4 usable CPUs, pin the load generator to one and the server to the rest (no competition)
@@ -95,8 +118,14 @@ class PipelineConfig:
         names = [s.name for s in self.students]
         if len(set(names)) != len(names):
             raise UserError(f"student names repeat: {', '.join(names)}")
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise UserError("steps must be at least 1")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise UserError("budget_minutes must be positive (or null: no budget)")
+        if self.budget_speed is not None and self.budget_speed <= 0:
+            raise UserError("budget_speed must be positive (or null: time this machine)")
+        if self.serve_variants not in ("fastest", "all"):
+            raise UserError(f"serve_variants {self.serve_variants!r}: fastest or all")
         for reserved in ("out", "resume", "overwrite", "method", "teacher", "corpus", "device"):
             if reserved in self.distill or any(reserved in s.settings for s in self.students):
                 raise UserError(f"distill setting {reserved!r} is set by the pipeline itself; use its own key")
@@ -107,30 +136,19 @@ class PipelineConfig:
             return self.variants
         if self.device.startswith("cuda"):
             return ("fp32", "fp16")
-        from studentpack.export.presets import openvino_installed
+        from studentpack.export.presets import BF16_FLAGS, openvino_installed
+        from studentpack.provenance import cpu_flags
 
-        return ("fp32", "int8-dynamic") + (("openvino-int8",) if openvino_installed() else ())
-
-    @property
-    def choose_int8(self) -> bool:
-        """The default variant set serves only the fastest INT8 candidate; a variant list named by the user
-        is served whole."""
-        return not self.variants and len(self.int8_candidates) > 1
-
-    @property
-    def int8_candidates(self) -> tuple[str, ...]:
-        return tuple(v for v in self.export_variants if v in INT8_CANDIDATES)
-
-    @property
-    def planned_served_variants(self) -> tuple[str, ...]:
-        """The variants the plan expects to serve per run (the INT8 one not yet known)."""
-        if not self.choose_int8:
-            return self.export_variants
-        return tuple(v for v in self.export_variants if v not in INT8_CANDIDATES) + self.int8_candidates[:1]
+        if not openvino_installed():
+            return ("fp32", "fused", "int8-dynamic")
+        # OpenVINO computes in bf16 where the CPU has it (faster than its fp32 there), else in fp32
+        openvino = "openvino-bf16" if any(f in cpu_flags() for f in BF16_FLAGS) else "openvino"
+        return ("fp32", "fused", "int8-dynamic", openvino, "openvino-int8")
 
     def distill_mapping(self, student: StudentPlan) -> dict[str, Any]:
         """The `studentpack distill` config of one student (validated by DistillConfig before any run)."""
-        mapping: dict[str, Any] = {"steps": self.steps, **self.distill, **student.settings}
+        steps = student.steps or self.steps
+        mapping: dict[str, Any] = {**({"steps": steps} if steps else {}), **self.distill, **student.settings}
         mapping["method"] = student.method
         mapping["student"] = {**mapping.get("student", {}), "layers": student.layers}
         if student.hidden is not None:

@@ -48,17 +48,18 @@ def plot(report: dict[str, Any]) -> bytes:
 
 
 def _points(report: dict[str, Any], device: str) -> list[dict[str, Any]]:
-    return [
-        r for r in report["rows"] if r["device"] == device and r["score_pct_of_teacher"] is not None and r["latency_ms"]
-    ]
+    return [r for r in report["rows"] if r["device"] == device and r["score"] is not None and r["compared_p50_ms"]]
 
 
 def _panel(ax: Any, report: dict[str, Any], device: str) -> None:
     points = _points(report, device)
-    metric = " + ".join(report["headline_metrics"]) or "no shared metric"
+    score = report.get("score") or {}
+    users = (report.get("compared_users") or {}).get(device)
     ax.set_title(f"{device}: accuracy vs served latency", fontsize=11)
-    ax.set_xlabel("served p50 latency at concurrency 1 (ms, log scale)")
-    ax.set_ylabel(f"% of teacher ({metric})")
+    ax.set_xlabel(f"served p50 latency at concurrency {users} (ms, log scale)")
+    axis = {"pct_of_teacher": "% of the teacher\n(" + " + ".join(score.get("metrics") or []) + ")",
+            "label_free": "recall@10 of the teacher's neighbours (%)\nheld-out English, no labels"}  # fmt: skip
+    ax.set_ylabel(axis.get(score.get("kind") or "", "score"), fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     if not points:
         ax.text(0.5, 0.5, "no row with both accuracy and latency", ha="center", va="center", transform=ax.transAxes)
@@ -70,24 +71,29 @@ def _panel(ax: Any, report: dict[str, Any], device: str) -> None:
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)
     ax.tick_params(axis="x", which="minor", labelsize=7)
-    xs = [r["latency_ms"]["p50"] for r in points]
-    ys = [r["score_pct_of_teacher"] for r in points]
-    span = max(max(ys), 100.0) - min(ys) or 1.0
-    ax.set_ylim(min(ys) - 0.08 * span, max(max(ys), 100.0) + 0.1 * span)
+    xs = [r["compared_p50_ms"] for r in points]
+    ys = [r["score"] for r in points]
+    low = min([*ys, score["target"]] if score.get("target") is not None else ys)  # the target line stays inside
+    span = max(max(ys), 100.0) - low or 1.0
+    ax.set_ylim(low - 0.08 * span, max(max(ys), 100.0) + 0.1 * span)
     ax.set_xlim(min(xs) / 1.4, max(xs) * 1.4)
     ax.axhline(100.0, color="grey", linestyle="--", linewidth=0.8, zorder=1)
     ax.text(0.01, 100.0, " teacher", transform=ax.get_yaxis_transform(), va="bottom", fontsize=7, color="grey")
+    if score.get("target") is not None:
+        ax.axhline(score["target"], color="#2ca02c", linestyle=":", linewidth=0.8, zorder=1)
+        ax.text(0.01, score["target"], " target", transform=ax.get_yaxis_transform(), va="bottom", fontsize=7,
+                color="#2ca02c")  # fmt: skip
     baseline = next((r for r in points if r["baseline"]), None)
     if baseline is not None:
-        ax.axvline(baseline["latency_ms"]["p50"], color="grey", linestyle=":", linewidth=0.8, zorder=1)
+        ax.axvline(baseline["compared_p50_ms"], color="grey", linestyle=":", linewidth=0.8, zorder=1)
     for r in points:
-        ax.scatter(r["latency_ms"]["p50"], r["score_pct_of_teacher"], s=150 if r["baseline"] else 70, c=_color(r),
+        ax.scatter(r["compared_p50_ms"], r["score"], s=150 if r["baseline"] else 70, c=_color(r),
                    marker="*" if r["baseline"] else _MARKERS.get(r["variant"], "X"), edgecolors="black",
                    linewidths=1.6 if r["frontier"] else 0.4, zorder=3)  # fmt: skip
-    frontier = sorted((r for r in points if r["frontier"]), key=lambda r: r["latency_ms"]["p50"])
+    frontier = sorted((r for r in points if r["frontier"]), key=lambda r: r["compared_p50_ms"])
     if frontier:
-        fx = [r["latency_ms"]["p50"] for r in frontier]
-        fy = [r["score_pct_of_teacher"] for r in frontier]
+        fx = [r["compared_p50_ms"] for r in frontier]
+        fy = [r["score"] for r in frontier]
         ax.step(fx, fy, where="post", color="black", linewidth=1.0, alpha=0.6, zorder=2)
     _labels(ax, points)
     _legend(ax, points)
@@ -106,15 +112,15 @@ def _labels(ax: Any, points: list[dict[str, Any]]) -> None:
     inside = ax.get_window_extent(renderer)
     taken = []
     for r in points:  # the markers themselves, a few pixels around each
-        x, y = ax.transData.transform((r["latency_ms"]["p50"], r["score_pct_of_teacher"]))
+        x, y = ax.transData.transform((r["compared_p50_ms"], r["score"]))
         taken.append((x - 6, y - 6, x + 6, y + 6))
-    order = sorted(points, key=lambda r: (not r["baseline"], not r["frontier"], r["latency_ms"]["p50"]))
+    order = sorted(points, key=lambda r: (not r["baseline"], not r["frontier"], r["compared_p50_ms"]))
     for r in order:
         label = r["name"] + (" (baseline)" if r["baseline"] else "")
         bold = "bold" if r["frontier"] or r["baseline"] else "normal"
         best, best_cost = None, float("inf")
         for dx, dy in _OFFSETS:
-            text = ax.annotate(label, (r["latency_ms"]["p50"], r["score_pct_of_teacher"]), textcoords="offset points",
+            text = ax.annotate(label, (r["compared_p50_ms"], r["score"]), textcoords="offset points",
                                xytext=(dx, dy), fontsize=8, fontweight=bold, ha="left" if dx > 0 else "right" if dx < 0
                                else "center", va="center", zorder=4,
                                arrowprops=_LEADER)  # fmt: skip

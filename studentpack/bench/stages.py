@@ -31,18 +31,28 @@ def fingerprint(inputs: Any) -> str:
 
 
 class Ledger:
-    """pipeline.json: {unit: {fingerprint, status (started|done|failed), seconds, error, finished}}."""
+    """pipeline.json: {unit: {fingerprint, status (started|done|failed), seconds, error, finished}}, plus
+    named sections (the budget plan) that a re-run reads back."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.units: dict[str, dict[str, Any]] = {}
+        self.sections: dict[str, Any] = {}
         if path.is_file():
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
                 if data.get("schema") == LEDGER_SCHEMA:
                     self.units = dict(data.get("units") or {})
-            except (OSError, ValueError):
-                self.units = {}  # an unreadable ledger only costs re-running work
+                    self.sections = {k: v for k, v in data.items() if k not in ("schema", "units")}
+            except (OSError, ValueError, AttributeError):
+                self.units, self.sections = {}, {}  # an unreadable ledger only costs re-running work
+
+    def set_section(self, name: str, value: Any) -> None:
+        self.sections[name] = value
+        self._write()
+
+    def _write(self) -> None:
+        atomic.write_json(self.path, {"schema": LEDGER_SCHEMA, "units": self.units, **self.sections})
 
     def fresh(self, unit: str, inputs: str, artifact: Path | None) -> bool:
         entry = self.units.get(unit) or {}
@@ -62,7 +72,7 @@ class Ledger:
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             **extra,
         }
-        atomic.write_json(self.path, {"schema": LEDGER_SCHEMA, "units": self.units})
+        self._write()
 
 
 def _clock(seconds: float) -> str:

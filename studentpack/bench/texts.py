@@ -9,7 +9,7 @@ import numpy as np
 
 from studentpack.errors import UserError
 
-DEFAULT_TEXTS = "embedded:docstrings"  # held-out standard-library prose (no labels needed)
+DEFAULT_TEXTS = "embedded:heldout"  # held-out general English sentences (no labels needed)
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ _FLAG_KEYS: dict[str, str] = {
     "precision": "precision",
     "threads": "threads",
     "allow_pickle": "allow_pickle",
+    "teacher_cache_mb": "teacher_cache_mb",
 }
 
 
@@ -154,7 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--steps", type=int, default=s, help="optimizer steps (default 300)")
+    opt.add_argument("--steps", type=int, default=s, help="optimizer steps (default 150)")
     opt.add_argument("--batch-size", type=int, default=s, help="sequences per process per step (default 16)")
     opt.add_argument("--max-length", type=int, default=s, help="tokens per sequence (default 128)")
     opt.add_argument(
@@ -178,7 +179,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="cut corpus paragraphs into sentences before tokenizing (a heuristic on . ! ?), so the student "
         "trains on the units a sentence embedder encodes (default: on; --no-split-sentences: whole lines)",
     )
-    opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 6e-4)")
+    opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 1e-3)")
     opt.add_argument("--warmup", type=float, default=s, help="warm-up as a fraction of steps (default 0.1)")
     opt.add_argument("--schedule", choices=["linear", "cosine", "constant"], default=s, help="decay (default linear)")
     opt.add_argument("--weight-decay", type=float, default=s, help="AdamW weight decay (default 0.01)")
@@ -222,6 +223,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--device", default=s, help="auto (default), cpu or cuda; cuda without a GPU is an error")
     run.add_argument("--precision", choices=["no", "bf16", "fp16"], default=s, help="mixed precision (default no)")
     run.add_argument("--threads", type=int, default=s, help="torch CPU threads (default: torch's choice)")
+    run.add_argument(
+        "--teacher-cache-mb",
+        type=int,
+        default=s,
+        metavar="MB",
+        help="run the teacher once per corpus row and keep its features, when the run sees each row 1.5 times "
+        "or more and they fit in MB (default 2048; 0: run the teacher every step). Not with OD, which masks "
+        "afresh each step",
+    )
     run.add_argument("--config", type=Path, help="YAML/TOML/JSON file with any of the settings above")
     run.add_argument(
         "--set",

@@ -25,12 +25,17 @@ tasks and modes (the first mode is the default; a fine-tuned classifier defaults
              finetune  fine-tune encoder + classification head end to end; saves a Hugging Face
                        sequence-classification directory (--out, default <model>/../<task>)
              predict   a fine-tuned classifier's own logits
-  agreement  zeroshot  no labels: Spearman x100 between student and teacher pairwise similarities
-                       (metric), mean and min cosine student vs teacher (equal widths)
+  agreement  zeroshot  no labels: recall@10 x100 (metric): for each text, how many of the teacher's
+                       10 nearest neighbours among the other texts the student also ranks in its 10
+                       nearest; also mean and min cosine student vs teacher (equal widths) and the
+                       rank correlation of pairwise similarities. BENCHMARKS.md ties recall@10 on
+                       the default texts to % of the teacher on labelled STS-B and SST-2
 
 data (--data): a file (.tsv, .csv, .jsonl, .json, .txt), a directory with train.* and dev.* (the
 layout of ../shared/data), or hub:glue/stsb, hub:glue/sst2, hub:NAME[:CONFIG] (needs `datasets`
-and network; what stsb and sst2 try without --data). Agreement defaults to held-out standard-library prose.
+and network; what stsb and sst2 try without --data). Agreement defaults to embedded:heldout, 1,000
+sentences of general English written for studentpack that no shipped distillation corpus contains
+(embedded:docstrings, standard-library prose, is the other built-in choice).
 
 output: a table on stdout (or one JSON object with --json); the result is merged into eval.json
 next to the model (<model>/../eval.json, under the model directory's name) unless --out PATH or

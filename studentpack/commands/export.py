@@ -32,10 +32,11 @@ task metric). A variant that fails lands in <out>/rejected/<variant>/ with its f
 command exits 1. Each <out>/<variant>/ holds model.onnx (or model.xml + model.bin), the tokenizer,
 config.json and export.json.
 
-Speed trial: when two or more variants are accepted, each is timed here at batch 1 and 32 (sequence
-128, --threads) and its export.json records its medians, the fastest variant at each batch size and
-how many times slower it is (`speed`); `studentpack pipeline` serves the fastest INT8 by it.
---no-speed-trial skips it.
+Speed trial: when two or more variants are accepted, each is timed here (--threads), interleaved
+with the others over rounds, at batch 1 and 32 of 128-token rows and on one text at a time
+(--speed-shapes picks among 1, 32 and text); its export.json records its medians, the fastest
+variant for each shape and how many times slower it is (`speed`). `studentpack pipeline` serves,
+per model, the variant fastest on one text at a time. --no-speed-trial skips it.
 
 examples:
   studentpack export runs/mha-l3/student --onnx --out runs/mha-l3/onnx
@@ -81,6 +82,7 @@ _FLAG_KEYS: dict[str, str] = {
     "triton_env": "triton_env",
     "threads": "threads",
     "speed_trial": "speed_trial",
+    "speed_shapes": "speed_shapes",
     "overwrite": "overwrite",
     "allow_pickle": "allow_pickle",
 }
@@ -114,6 +116,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         default=s,
         help="do not time the accepted variants (see above)",
+    )
+    parser.add_argument(
+        "--speed-shapes",
+        type=lambda text: tuple(x.strip() for x in text.split(",") if x.strip()),
+        default=s,
+        metavar="SHAPES",
+        help="what the speed trial times: comma list of 1, 32 (batches of 128-token rows) and text (one text at "
+        "a time) (default 1,32,text)",
     )
     parser.add_argument("--config", metavar="FILE", help="options from a YAML/TOML/JSON file (keys as below)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one option")

@@ -100,6 +100,7 @@ def _check_numbers(config: DistillConfig) -> None:
         (config.snapshot_every >= 0, "--snapshot-every must be >= 0"),
         (0 <= config.dropout < 1, "--dropout must be in [0, 1)"),
         (config.threads is None or config.threads >= 1, "--threads must be at least 1"),
+        (config.teacher_cache_mb >= 0, "teacher_cache_mb must be >= 0 (0 turns the cache off)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -36,6 +36,7 @@ from studentpack.distill.manifest import write_student
 from studentpack.distill.plan import RunPlan
 from studentpack.distill.rundir import RunDir, retire_checkpoints, truncate_log
 from studentpack.distill.schedule import lr_factor
+from studentpack.distill.teacher_cache import TeacherCache, plan_cache
 from studentpack.errors import GpuUnavailableError
 from studentpack.mlm_head import MLMHead
 from studentpack.provenance import hash_directory
@@ -105,6 +106,21 @@ class Distiller:
         keep = plan.teacher_layers if self.needs_mlm else teacher_request.deepest_layer()
         self.teacher = TeacherRunner(teacher, teacher_head, teacher_request, keep).to(self.acc.device)
         self.transfers_described = {name: t.describe() for name, t in transfers.items()}
+        rows_seen = cfg.steps * cfg.batch_size * self.acc.num_processes
+        width = int(plan.teacher_config["hidden_size"])
+        self.cache_plan = plan_cache(teacher_request, width, self.chunks, rows_seen, cfg.teacher_cache_mb,
+                                     masked_inputs=self.needs_mlm)  # fmt: skip
+        self.cache: TeacherCache | None = None
+
+    def _fill_cache(self) -> None:
+        """The teacher over every row once (same batches on every start, so a resumed run matches)."""
+        if not self.cache_plan.use:
+            return
+        bar = tqdm(total=len(self.chunks.sequences), desc="teacher features", unit="row", dynamic_ncols=True,
+                   disable=not (self.progress and self.acc.is_main_process))  # fmt: skip
+        self.cache = TeacherCache.build(self.teacher, self.chunks, self.tokenizer.pad_token_id, self.acc.device,
+                                        progress=bar.update)  # fmt: skip
+        bar.close()
 
     def _heads(self, teacher: Any, student: Any) -> tuple[MLMHead | None, MLMHead | None, dict[str, Any] | None]:
         if not self.needs_mlm:
@@ -179,15 +195,16 @@ class Distiller:
                 truncate_log(self.run_dir, start)
         else:
             torch.manual_seed(self.cfg.seed + 1000 * self.acc.process_index)  # dropout streams per rank
+        self._fill_cache()
         self._train(optimizer, start, counters)
         return self._finish(counters, time.perf_counter() - wall_start)
 
     def _batch(
-        self, plan: BatchPlan, step: int
+        self, indices: list[int], step: int
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
         """(B, T) ids, attention mask and line numbers (None unless isolated), and the MLM positions and labels."""
         rank = self.acc.process_index
-        ids, mask, segments = collate_rows(self.chunks, plan.indices(step, rank), self.tokenizer.pad_token_id)
+        ids, mask, segments = collate_rows(self.chunks, indices, self.tokenizer.pad_token_id)
         if self.needs_mlm:
             gen = torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + step) * 997 + rank)
             masked = mask_tokens(
@@ -203,8 +220,12 @@ class Distiller:
 
     def _step(self, optimizer: Any, plan: BatchPlan, step: int) -> tuple[dict[str, float], int]:
         cfg = self.cfg
-        ids, mask, lines, positions, labels = self._batch(plan, step)
-        teacher = self.teacher(ids, mask, positions, labels, lines)
+        indices = plan.indices(step, self.acc.process_index)
+        ids, mask, lines, positions, labels = self._batch(indices, step)
+        if self.cache is not None:
+            teacher = self.cache.features(indices, mask, lines)
+        else:
+            teacher = self.teacher(ids, mask, positions, labels, lines)
         with self.acc.autocast():
             terms = self.bundle(ids, mask, positions, teacher)
             loss = sum(term_weight(self.plan, name) * value for name, value in terms.items())
@@ -319,6 +340,7 @@ class Distiller:
                     "corpus_tokens": {"chunks": len(self.chunks.sequences), "tokens": self.chunks.tokens},
                     "world_size": self.acc.num_processes,
                     "cpu_tuning": self.cpu_tuning,
+                    "teacher_cache": self.cache_plan.describe(),
                     "rank_weight_digests": digests,
                     "final_terms": counters.last_terms,
                     "tokens_seen": counters.tokens,

@@ -46,6 +46,7 @@ REJECTED = "rejected"
 EXPORTER = "torch.onnx.export (TorchScript, dynamo=False), eager attention"
 _CONFIG_FILES = ("config.json",)
 _TASKS = ("stsb",)
+_TRIAL_BATCHES = (1, 32)  # batch sizes the speed trial may time
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class ExportOptions:
     triton_env: str | None = None  # EXECUTION_ENV_PATH for the Python backend (numpy<2, onnxruntime, tokenizers)
     threads: int | None = None  # onnxruntime intra-op threads for the gates
     speed_trial: bool = True  # time the accepted variants here and record the fastest (export/speed.py)
+    speed_shapes: tuple[str, ...] = ("1", "32", "text")  # batches of 128-token rows, and one text at a time
     overwrite: bool = False
     allow_pickle: bool = False
 
@@ -116,6 +118,8 @@ def plan(opts: ExportOptions) -> _Plan:
     flags = cpu_flags()
     preset = presets.resolve_isa(opts.isa, flags)
     _check_device(kind, opts.device, variants)
+    if not opts.speed_shapes or any(shape not in ("text", *map(str, _TRIAL_BATCHES)) for shape in opts.speed_shapes):
+        raise UserError(f"--speed-shapes {','.join(opts.speed_shapes)}: choose from 1, 32 and text")
     if opts.calibration_method not in presets.CALIBRATION_METHODS:
         choices = ", ".join(presets.CALIBRATION_METHODS)
         raise UserError(f"unknown calibration method {opts.calibration_method!r}; choose from {choices}")
@@ -398,7 +402,9 @@ class _Builder:
             from studentpack.sources import EMBEDDED_CORPUS
 
             texts = load_corpus([EMBEDDED_CORPUS]).texts[:512]
-        blocks = speed_trial(accepted, self.tokenizer, texts, self.opts.threads, self.info.max_length, log=self.log)
+        batches = [int(shape) for shape in self.opts.speed_shapes if shape != "text"]
+        blocks = speed_trial(accepted, self.tokenizer, texts, self.opts.threads, self.info.max_length, batches=batches,
+                             text="text" in self.opts.speed_shapes, log=self.log)  # fmt: skip
         for variant, block in blocks.items():
             results[variant].record["speed"] = block
             write_json(accepted[variant] / "export.json", results[variant].record)

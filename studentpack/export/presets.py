@@ -32,7 +32,7 @@ BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # CPUs on which OpenVINO's bf16 hint c
 
 # flags that decide the preset, recorded in export.json beside the choice
 _VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
-_RELEVANT_FLAGS = (*_VNNI_FLAGS, "avx512f", "avx512bw", "avx2", "fma", "asimd", "asimddp", "i8mm")
+_RELEVANT_FLAGS = (*_VNNI_FLAGS, *BF16_FLAGS, "avx512f", "avx512bw", "avx2", "fma", "asimd", "asimddp", "i8mm")
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,20 @@ def detect_isa(flags: Sequence[str], machine: str | None = None) -> str:
     if any(f in flags for f in _VNNI_FLAGS):
         return "avx512_vnni"
     return "avx2"  # AVX2 (or older x86): reduced range is the safe choice
+
+
+def cpu_class(flags: Sequence[str], machine: str | None = None) -> str:
+    """The CPU's vector class, as named beside every speed figure: which variant is fastest depends on it
+    (on AVX2 without VNNI, OpenVINO's INT8 ran slower than PyTorch eager; with AVX-512 VNNI, 3.1x faster)."""
+    arch = (machine or platform.machine()).lower()
+    if arch in ("aarch64", "arm64"):
+        return "ARM64" + (" + dot product" if "asimddp" in flags else "") + (" + i8mm" if "i8mm" in flags else "")
+    if "amx_int8" in flags or "amx_bf16" in flags:
+        return "AMX"
+    base = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "x86 without AVX2"
+    extras = [name for name, present in (("VNNI", any(f in flags for f in _VNNI_FLAGS)),
+                                         ("BF16", "avx512_bf16" in flags)) if present]  # fmt: skip
+    return " + ".join([base, *extras])
 
 
 def preset_mismatch(preset: str, flags: Sequence[str], machine: str | None = None) -> str:

@@ -1,8 +1,10 @@
 """The export's speed trial: every accepted variant timed on this machine, so the choice between them
 (ONNX Runtime or OpenVINO, which INT8) follows a measurement here and not a figure from elsewhere.
 
-Each variant runs the same feeds, median of the timed runs after a warm-up, variants timed one after
-another with the same thread count:
+Each variant runs the same feeds with the same thread count, median of the timed runs after a warm-up.
+The variants are interleaved: every session is opened first, then each round times a few runs of every
+variant, starting each round at the next variant. Drift on a busy machine (another job starting, the
+CPU clocking down) then lands on every variant alike instead of on whichever was timed last. Shapes:
 - "1" and "32": batches of 1 and 32 rows of exactly `seq` real tokens (the accuracy sample joined and cut);
 - "text": one text per run at its own length, cycling through 32 texts of the accuracy sample (what a
   served request at concurrency 1 costs; short texts favour the engine with the lower fixed cost per run:
@@ -29,7 +31,9 @@ import numpy as np
 BATCHES = (1, 32)
 SEQ = 128
 TEXTS = 32  # distinct texts in the "text" shape
-REPEATS = {"1": 20, "32": 3, "text": 2 * TEXTS}  # timed runs per shape: batch 32 of the teacher is ~0.2-0.5 s
+ROUNDS = 4
+# timed runs per shape and round (x ROUNDS in all): batch 32 of the teacher is ~0.2-0.5 s
+PER_ROUND = {"1": 5, "32": 1, "text": TEXTS // 2}
 
 
 def trial_feeds(tokenizer: Any, texts: Sequence[str], batch: int, seq: int) -> dict[str, np.ndarray]:
@@ -54,15 +58,34 @@ def trial_feeds(tokenizer: Any, texts: Sequence[str], batch: int, seq: int) -> d
     }
 
 
-def median_ms(run: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+def interleaved_medians(
+    runners: dict[str, dict[str, Callable[[], Any]]],
+    rounds: int = ROUNDS,
+    per_round: dict[str, int] | None = None,
+    warmup: dict[str, int] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, dict[str, float]]:
+    """variant -> shape -> median ms over `rounds` rounds; round r starts at variant r (mod the count).
+
+    `warmup`: untimed runs per shape before the first round (default 2; enough to cycle through every feed).
+    """
+    per_round = per_round or PER_ROUND
+    names = list(runners)
+    for name in names:
+        for shape, run in runners[name].items():
+            for _ in range((warmup or {}).get(shape, 2)):
+                run()
+    samples: dict[str, dict[str, list[float]]] = {name: {shape: [] for shape in runners[name]} for name in names}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            for shape, run in runners[name].items():
+                for _ in range(per_round.get(shape, 1)):
+                    start = clock()
+                    run()
+                    samples[name][shape].append(clock() - start)
+    return {name: {shape: 1000.0 * statistics.median(times) for shape, times in shapes.items()}
+            for name, shapes in samples.items()}  # fmt: skip
 
 
 def text_feeds(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[dict[str, np.ndarray]]:
@@ -81,6 +104,7 @@ def speed_trial(
     threads: int | None,
     max_length: int,
     batches: Sequence[int] = BATCHES,
+    text: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, dict[str, Any]]:
     """variant name -> its `speed` block (see the module docstring)."""
@@ -90,20 +114,22 @@ def speed_trial(
     shapes: dict[str, list[dict[str, np.ndarray]]] = {
         str(batch): [trial_feeds(tokenizer, texts, batch, seq)] for batch in batches
     }
-    shapes["text"] = text_feeds(tokenizer, texts, max_length)
-    medians: dict[str, dict[str, float]] = {}
+    if text:
+        shapes["text"] = text_feeds(tokenizer, texts, max_length)
+    runners: dict[str, dict[str, Callable[[], Any]]] = {}
     for name, directory in variants.items():
         # as `studentpack serve` runs it: ONNX Runtime's idle threads parked, not spinning
         session = open_session(directory, threads=threads, warmup=False, spinning=False)
         output = "logits" if "logits" in session.output_names else session.output_names[-1]
-        medians[name] = {}
+        runners[name] = {}
         for shape, feeds in shapes.items():
             inputs: list[dict[str, np.ndarray]] = [
                 {k: v.astype(session.input_types[k]) for k, v in f.items() if k in session.input_types} for f in feeds
             ]
-            run = functools.partial(_run_next, session, itertools.cycle(inputs), output)
-            medians[name][shape] = median_ms(run, REPEATS.get(shape, 5), warmup=max(2, len(inputs)))
-        log(f"speed: {name}: " + ", ".join(f"{_label(shape)} {medians[name][shape]:.1f} ms" for shape in shapes))
+            runners[name][shape] = functools.partial(_run_next, session, itertools.cycle(inputs), output)
+    medians = interleaved_medians(runners, warmup={shape: max(2, len(feeds)) for shape, feeds in shapes.items()})
+    for name, times in medians.items():
+        log(f"speed: {name}: " + ", ".join(f"{_label(shape)} {times[shape]:.1f} ms" for shape in shapes))
     return rank(medians, seq, threads)
 
 

@@ -23,7 +23,8 @@ from studentpack.errors import UserError
 SUFFIXES = (".tsv", ".csv", ".jsonl", ".ndjson", ".json", ".txt")
 SPLIT_STEMS = {"train": ("train",), "eval": ("dev", "validation", "valid", "test")}
 HUB_SPLITS = {"train": "train", "eval": "validation"}
-EMBEDDED_HELDOUT = "embedded:docstrings"
+EMBEDDED_HELDOUT = "embedded:heldout"  # general English no shipped distillation corpus contains
+EMBEDDED_DOCSTRINGS = "embedded:docstrings"  # the former default: standard-library prose
 STSB_RANGE = (0.0, 5.0)
 
 
@@ -99,7 +100,7 @@ class TextSet:
 
 def locate(spec: str, split: str, split_name: str | None = None) -> str:
     """The source of one split ("train" or "eval") of a data spec: a file path or a `hub:` spec."""
-    if spec.startswith("hub:") or spec == EMBEDDED_HELDOUT:
+    if spec.startswith("hub:") or spec in EMBEDDED_TEXTS:
         return spec
     path = Path(spec).expanduser()
     if path.is_file():
@@ -133,8 +134,8 @@ def read_table(source: str, split: str = "eval", split_name: str | None = None) 
     """Read every row of one split into a Table (no validation of values yet)."""
     if source.startswith("hub:"):
         return _read_hub(source, split_name or HUB_SPLITS[split])
-    if source == EMBEDDED_HELDOUT:
-        texts = embedded_heldout_texts()
+    if source in EMBEDDED_TEXTS:
+        texts = EMBEDDED_TEXTS[source]()
         return Table(source, ["text"], [{"text": t} for t in texts], [0] * len(texts))
     path = Path(source)
     text = read_utf8(path, "data file")
@@ -356,12 +357,20 @@ def sample(data: Any, limit: int | None, seed: int) -> Any:
 # ---------------------------------------------------------------------------------------------- embedded
 
 
-def embedded_heldout_texts(limit: int = 1000) -> list[str]:
-    """Prose that every CPython install holds and that distillation's embedded corpus does not use.
+def heldout_english() -> list[str]:
+    """1,000 sentences of general English written for the project (studentpack/data/heldout, Apache-2.0),
+    in no shipped distillation corpus: the label-free measure scores students on text they never saw."""
+    from importlib import resources
 
-    Distillation's default corpus is the `help()` topics (pydoc_data); these are the docstrings of
-    standard-library modules, classes and functions, cut into paragraphs without doctest or code.
-    """
+    file = resources.files("studentpack") / "data" / "heldout" / "english.txt"
+    if not file.is_file():
+        raise UserError("the held-out English texts are missing from this install (studentpack/data/heldout)")
+    return [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def embedded_docstrings(limit: int = 1000) -> list[str]:
+    """Prose that every CPython install holds and that no embedded distillation corpus uses: docstrings
+    of standard-library modules, classes and functions, cut into paragraphs without doctest or code."""
     import importlib
     import inspect
 
@@ -398,3 +407,7 @@ def _prose(doc: str) -> list[str]:
         if len(text.split()) >= 6 and text[0].isupper() and text.rstrip()[-1:] in ".:!?":
             out.append(text)
     return out
+
+
+# unlabelled eval texts that ship with studentpack or with Python: no download, nothing to pass
+EMBEDDED_TEXTS = {EMBEDDED_HELDOUT: heldout_english, EMBEDDED_DOCSTRINGS: embedded_docstrings}

@@ -38,3 +38,20 @@ def pairwise_cosines(e: np.ndarray) -> np.ndarray:
     unit = l2_normalize_np(np.asarray(e, np.float64))
     sims = unit @ unit.T  # (N, D) @ (D, N) -> (N, N)
     return sims[np.triu_indices(len(unit), k=1)]
+
+
+def neighbour_recall(student: np.ndarray, teacher: np.ndarray, k: int = 10) -> float:
+    """Mean over texts of |student's k nearest ∩ teacher's k nearest| / k, each text's neighbours taken
+    among the other texts by cosine: does the student retrieve what the teacher retrieves?"""
+    if len(teacher) <= k:
+        raise ValueError(f"recall@{k} needs more than {k} texts, got {len(teacher)}")
+    return float(np.mean([len(set(s) & set(t)) / k for s, t in zip(_top_k(student, k), _top_k(teacher, k),
+                                                                       strict=True)]))  # fmt: skip
+
+
+def _top_k(e: np.ndarray, k: int) -> np.ndarray:
+    """(N, D) -> (N, k): indices of each row's k most similar other rows (ties broken by index)."""
+    unit = l2_normalize_np(np.asarray(e, np.float64))
+    sims = unit @ unit.T  # (N, D) @ (D, N) -> (N, N)
+    np.fill_diagonal(sims, -np.inf)  # a text is not its own neighbour
+    return np.argsort(-sims, axis=1, kind="stable")[:, :k]
