@@ -79,6 +79,7 @@ def _keeper(tmp_path: Path, budget_minutes: float) -> tuple[BudgetKeeper, list[S
 def test_a_slow_start_takes_steps_from_the_students_still_to_come(tmp_path: Path) -> None:
     keeper, planned = _keeper(tmp_path, budget_minutes=12.0)
     assert keeper.plan.steps == {"fixed": 150, "later": 300, "last": 300}  # the timing said: all of it fits
+
     clock = Clock(keeper.estimates(planned), say=lambda line: None)
     fixed_estimate = clock.estimates["distill:fixed"]
     clock.actual["distill:fixed"] = 1.5 * fixed_estimate  # the first student ran 1.5 times its estimate
@@ -91,6 +92,17 @@ def test_a_slow_start_takes_steps_from_the_students_still_to_come(tmp_path: Path
     assert stored["steps"] == keeper.plan.steps  # written as it is decided
 
 
+def test_a_student_the_start_left_out_is_weighed_again_when_its_turn_comes(tmp_path: Path) -> None:
+    keeper, planned = _keeper(tmp_path, budget_minutes=6.0)
+    assert keeper.plan.dropped == ["last"]  # the timing at the start: no room for it
+    clock = Clock(keeper.estimates(planned), say=lambda line: None)
+    for unit in ("distill:fixed", "distill:later"):  # both ran in a third of their estimates
+        clock.actual[unit] = clock.estimates[unit] / 3
+    clock.started -= sum(clock.actual.values())
+    last = keeper.revise(StudentPlan("last", "mha", 3, steps=300, budgeted=True, min_steps=50), planned[:2], clock)
+    assert last is not None and last.steps >= 50 and keeper.plan.dropped == []
+
+
 def test_a_re_run_reuses_the_decisions_and_revises_nothing(tmp_path: Path) -> None:
     keeper, planned = _keeper(tmp_path, budget_minutes=12.0)
     clock = Clock(keeper.estimates(planned), say=lambda line: None)
@@ -98,4 +110,5 @@ def test_a_re_run_reuses_the_decisions_and_revises_nothing(tmp_path: Path) -> No
     assert keeper.revise(planned[1], [planned[0]], clock) is None and "later" in keeper.plan.dropped
     again, _ = _keeper(tmp_path, budget_minutes=12.0)
     assert again.reused and again.plan.steps == keeper.plan.steps
-    assert again.revise(planned[2], [], clock) == planned[2]  # a reused plan is not revised
+    assert again.revise(planned[0], [], clock) == planned[0]  # a reused plan is not revised
+    assert again.revise(planned[2], [], clock) is None and again.plan.dropped == keeper.plan.dropped

@@ -63,11 +63,13 @@ class BudgetKeeper:
         return unit_estimates(self.cfg, students, mappings, self.tasks, self.corpus_chars, self.factor)
 
     def revise(self, student: StudentPlan, done: list[StudentPlan], clock: Clock) -> StudentPlan | None:
-        """Just before `student` is distilled: its steps for the time left (None: dropped). Students in
-        `done` are past distillation; their remaining units (export, load test...) still count."""
+        """Just before `student` is distilled: its steps for the time left (None: left out). Students in
+        `done` are past distillation; their remaining units (export, load test...) still count. A student
+        the start's plan left out is weighed again too: the timing at the start may have been pessimistic."""
         if self.reused or self.plan.budget_s is None or not student.budgeted:
-            return student
-        pending = [s for s in self.students() if s.name not in {d.name for d in done}]
+            return replace(student, steps=self.plan.steps[student.name]) if student.name in self.plan.steps else None
+        past = {d.name for d in done}
+        pending = [s for s in self.cfg.students if s.name not in past]
         finished = set(clock.actual) | clock.skipped
 
         def cost(steps: dict[str, int]) -> float:
@@ -80,15 +82,14 @@ class BudgetKeeper:
         steps, _, _ = B.allocate(wanted, cost, self.plan.budget_s * B.PLAN_MARGIN - clock.elapsed())
         before = self.plan.steps.get(student.name)
         for name in [s.name for s in pending]:
+            self.plan.steps.pop(name, None)
             if name in steps:
                 self.plan.steps[name] = steps[name]
-            elif name in self.plan.steps:
-                del self.plan.steps[name]
-                self.plan.dropped.append(name)
+        self.plan.dropped = [s.name for s in self.cfg.students if s.name not in self.plan.steps and s.name not in past]
         if student.name not in steps:
-            self.plan.reasons.append(f"{student.name} dropped when its turn came: the time left did not hold it")
+            self.plan.reasons.append(f"{student.name} left out when its turn came: the time left did not hold it")
         elif steps[student.name] != before:
-            self.plan.reasons.append(f"{student.name} re-planned when its turn came: {before} -> "
+            self.plan.reasons.append(f"{student.name} re-planned when its turn came: {before or 'left out'} -> "
                                      f"{steps[student.name]} steps (finished units ran {clock.scale():.2f}x their "
                                      "estimates)")  # fmt: skip
         self.plan.estimate_s = round(clock.elapsed() + cost({n: steps[n] for n in steps}), 1)

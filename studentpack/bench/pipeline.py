@@ -137,7 +137,7 @@ class Pipeline:
         for reason in plan.reasons:
             self.say(f"budget: {reason}")
         trained: list[StudentPlan] = []
-        for planned in self.budget.students():
+        for planned in cfg.students:  # those the plan left out too: each is weighed again when its turn comes
             student = self.budget.revise(planned, trained, self.clock)
             past = {s.name for s in trained} | {planned.name}
             coming = [s for s in self.budget.students() if s.name not in past]

@@ -83,7 +83,8 @@ def unit_estimates(
     window = len(load.users) * (load.warmup_s + load.duration_s + B.LOADTEST_OVERHEAD_S)  # fixed: not scaled
     for name in names:
         est[f"loadtest:{name}"] = window
-        run = next(r for r in sorted(runs, key=len, reverse=True) if name.startswith(f"{r}-"))
+        # the teacher is served in PyTorch even when it is not exported, so it is not always in runs
+        run = next(r for r in sorted({TEACHER, *runs}, key=len, reverse=True) if name.startswith(f"{r}-"))
         depth = layers[run] / 3
         torch = B.SERVED_TORCH_SLOWER if name.endswith("-torch") else 1.0
         for task in tasks:
