@@ -43,9 +43,31 @@ def write_bytes(path: str | Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)  # the rename itself survives a power cut only once the directory is synced
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (names created, renamed or removed in it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(path: Path) -> None:
+    """Flush every file under `path`, then its directories, before the tree is renamed into place."""
+    for root, _, files in os.walk(path):
+        for name in files:
+            fd = os.open(Path(root) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(root))
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -83,6 +105,7 @@ def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
     except BaseException:
         remove_tree(tmp)
         raise
+    fsync_tree(tmp)
     if final.exists():
         old = final.parent / f".{final.name}.old-{os.getpid()}"
         remove_tree(old)
@@ -91,6 +114,7 @@ def atomic_dir(final: str | Path, overwrite: bool = False) -> Iterator[Path]:
         remove_tree(old)
     else:
         os.replace(tmp, final)
+    fsync_dir(final.parent)
 
 
 def is_temporary(path: Path) -> bool:

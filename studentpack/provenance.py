@@ -9,7 +9,16 @@ from importlib import metadata
 from pathlib import Path
 
 # files that define what a model directory computes; other files (READMEs, caches) do not change it
-_MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model", ".onnx", ".data")
+_MODEL_FILE_SUFFIXES = (
+    ".json",
+    ".safetensors",
+    ".bin",
+    ".txt",
+    ".model",
+    ".onnx",
+    ".data",
+    ".xml",
+)  # .xml: OpenVINO graphs
 
 _PACKAGES = (
     "studentpack",

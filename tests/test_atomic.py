@@ -116,3 +116,9 @@ def test_a_writer_killed_mid_write_leaves_complete_or_absent(tmp_path: Path, del
             child.wait(30)
     assert child.returncode == -signal.SIGKILL
     _check_complete_or_absent(tmp_path)
+
+
+def test_atomic_dir_syncs_its_files_and_the_rename(tmp_path: Path, fsynced: list[str]) -> None:
+    with atomic.atomic_dir(tmp_path / "out") as tmp:
+        (tmp / "a.bin").write_bytes(b"1")
+    assert any(p.endswith("a.bin") for p in fsynced) and fsynced[-1] == str(tmp_path)

@@ -67,7 +67,7 @@ def test_text_model_takes_text_and_carries_the_serve_settings(repository: tuple[
     params = {k: v.string_value for k, v in config.parameters.items()}
     sha = hash_directory(onnx_dir / "int8-dynamic")  # what `studentpack serve` reports for the same variant
     assert params == {"max_length": "64", "source_sha256": sha, "pad_token_id": "0", "intra_op_threads": "1",
-                      "EXECUTION_ENV_PATH": "/env"}  # fmt: skip
+                      "EXECUTION_ENV_PATH": "/env", "one_text_per_call": "0"}  # tiny int8: batch-invariant  # fmt: skip
     version = repo / "tiny-bert0_int8-dynamic" / "1"
     assert sorted(p.name for p in version.iterdir()) == ["export.json", "model.onnx", "model.py", "tokenizer.json"]
     assert (version / "model.onnx").read_bytes() == (onnx_dir / "int8-dynamic" / "model.onnx").read_bytes()

@@ -77,11 +77,7 @@ def test_wrong_endpoint_or_model_is_a_clear_error(server: ServerProcess) -> None
         run_loadtest(LoadtestOptions(url="http://127.0.0.1:9"), log=lambda line: None)
 
 
-class _Broken(BaseHTTPRequestHandler):
-    """Lists one embedding model, then answers every embedding request 500 (or a short body)."""
-
-    short = False
-
+class _JsonHandler(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
@@ -92,6 +88,12 @@ class _Broken(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+
+
+class _Broken(_JsonHandler):
+    """Lists one embedding model, then answers every embedding request 500 (or a short body)."""
+
+    short = False
 
     def do_GET(self) -> None:
         if self.path == "/v1/models":
@@ -158,3 +160,43 @@ def test_serve_refuses_cpus_it_cannot_use(tiny_bert_dir: Path, capsys: pytest.Ca
     assert main(["serve", str(tiny_bert_dir), "--cpus", "4096"]) == 2
     assert "--cpus [4096]" in capsys.readouterr().err
     assert main(["loadtest", "http://127.0.0.1:1", "--client-cpus", "4096"]) == 2
+
+
+class _OpenAIShaped(_JsonHandler):
+    """Answers as OpenAI's API documents /v1/models and /v1/embeddings: no OIP routes, no `state` field."""
+
+    def do_GET(self) -> None:
+        if self.path == "/v1/models":
+            entry = {"id": "text-embedding-3-small", "object": "model", "created": 1686935002, "owned_by": "openai"}
+            self._send(200, {"object": "list", "data": [entry]})
+        else:
+            self._send(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [{"object": "embedding", "index": i, "embedding": [0.6, 0.8]} for i in range(len(texts))]
+        usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+        self._send(200, {"object": "list", "data": data, "model": body["model"], "usage": usage})
+
+
+def test_an_openai_style_server_is_measured_as_a_foreign_server(tmp_path: Path) -> None:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _OpenAIShaped)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        args = ["loadtest", url, "--endpoint", "embeddings", "--model", "text-embedding-3-small", "--users", "1,2"]
+        assert main([*args, "--duration", "0.6", "--warmup", "0.2", "--out", str(tmp_path)]) == 0
+        saved = json.loads((tmp_path / "loadtest.json").read_text())
+        assert saved["target"]["server"] == "openai-compatible" and saved["target"]["endpoint"] == "embeddings"
+        assert saved["target"]["info"]["owned_by"] == "openai"
+        assert all(level["ok"] == level["requests"] > 0 for level in saved["levels"])
+        # without --model the only listed model is taken, and the endpoint follows the listing
+        assert (
+            main(["loadtest", url, "--users", "1", "--duration", "0.4", "--warmup", "0.1", "--out", str(tmp_path)]) == 0
+        )
+        assert json.loads((tmp_path / "loadtest.json").read_text())["target"]["path"] == "/v1/embeddings"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

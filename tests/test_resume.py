@@ -134,3 +134,20 @@ def test_fp16_loss_scaler_state_survives_a_checkpoint(tmp_path: Path) -> None:
     fresh = accelerator_with_scaler()
     checkpoint.load(fresh, tmp_path / "checkpoints" / "step-00000007", model, optimizer)
     assert fresh.scaler.state_dict() == saved
+
+
+def test_a_checkpoint_is_on_disk_before_its_name_says_whole(tmp_path: Path, fsynced: list[str]) -> None:
+    """Every file of a checkpoint and the directories holding it are fsynced before and after the rename."""
+    import torch
+    from accelerate import Accelerator
+
+    from studentpack.distill import checkpoint
+
+    model = torch.nn.Linear(4, 2)
+    checkpoint.save(Accelerator(cpu=True), tmp_path, 3, model, torch.optim.AdamW(model.parameters()), {}, keep=2)
+    final = tmp_path / "checkpoints" / "step-00000003"
+    names = {Path(p).name for p in fsynced}
+    assert {"bundle.safetensors", "optimizer.pt", "rng-0.pt", "state.json"} <= names
+    root = str(tmp_path / "checkpoints")
+    last_file = max(i for i, p in enumerate(fsynced) if Path(p).name == "bundle.safetensors")
+    assert final.is_dir() and root in fsynced[last_file:]  # the rename's directory entry, after the files

@@ -135,8 +135,21 @@ def test_the_onnx_graph_and_the_server_backend_carry_the_dense(emb_student: Path
     np.testing.assert_allclose(rows, graph, atol=1e-5)
 
 
+def test_the_server_graph_backend_carries_the_dense(emb_student: Path, tmp_path: Path) -> None:
+    """An exported variant served as a graph (not the PyTorch baseline) answers in the Dense's width."""
+    from studentpack.serving.backends import load_backend
+    from tests.test_serve_e2e import export_variant
+
+    variant = export_variant(emb_student, tmp_path / "onnx")
+    backend = load_backend(variant, "cpu", 64, 1)
+    assert type(backend).__name__ == "GraphBackend" and backend.info.dim == 32
+    rows = backend.run(backend.tokenize(SENTENCES[:4]).ids, [None] * 4)
+    np.testing.assert_allclose(rows, by_hand(emb_student, SENTENCES[:4]), atol=1e-5)
+
+
 def test_sentence_transformers_reads_the_student_alike(emb_student: Path) -> None:
-    st = pytest.importorskip("sentence_transformers")
+    import sentence_transformers as st  # a test dependency ([dev]): this comparison must never skip
+
     model = st.SentenceTransformer(str(emb_student), device="cpu")
     theirs = model.encode(SENTENCES[:4], convert_to_numpy=True)
     np.testing.assert_allclose(theirs, open_torch(emb_student).encode(SENTENCES[:4]), atol=1e-5)

@@ -46,3 +46,18 @@ def test_preset_mismatch_knows_vnni_saturation() -> None:
     assert preset_mismatch("avx2", ["avx512_vnni"], "x86_64") == ""
     assert "ARM64" in preset_mismatch("arm64", ["avx2"], "x86_64")
     assert preset_mismatch("arm64", ["asimd"], "aarch64") == ""
+
+
+def test_a_variant_is_not_served_past_the_length_its_gate_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gated = _variant(tmp_path / "int8", status="accepted", max_length=512, gated_length=128)
+    check_model_dir(gated, max_length=128)
+    check_model_dir(gated, max_length=100)
+    with pytest.raises(UserError, match="up to 128 tokens, not the 256 asked for"):
+        check_model_dir(gated, max_length=256)
+    check_model_dir(gated, force=True, max_length=256)
+    assert main(["serve", str(gated), "--max-length", "512"]) == 2
+    assert "re-export with --max-length 512" in capsys.readouterr().err
+    short_model = _variant(tmp_path / "short", status="accepted", max_length=64, gated_length=64)
+    check_model_dir(short_model, max_length=128)  # serve caps at the model's own maximum: 64 is all it runs

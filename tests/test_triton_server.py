@@ -62,13 +62,13 @@ def ours(exported: tuple[Path, Path]) -> Iterator[Any]:
 MIXED = [*SENTENCES, "a", "the film " * 40, " ", "ünïcödé text, and an emoji 🎬"]
 
 
-def _infer(address: str, texts: list[str]) -> np.ndarray:
+def _infer(address: str, texts: list[str], model: str = "tiny-bert0_fp32") -> np.ndarray:
     import tritonclient.http as triton_http
 
     client = triton_http.InferenceServerClient(url=address)
     tensor = triton_http.InferInput("text", [len(texts), 1], "BYTES")
     tensor.set_data_from_numpy(np.array([[t.encode("utf-8")] for t in texts], dtype=object))
-    result = client.infer("tiny-bert0_fp32", [tensor], outputs=[triton_http.InferRequestedOutput("embedding")])
+    result = client.infer(model, [tensor], outputs=[triton_http.InferRequestedOutput("embedding")])
     return np.asarray(result.as_numpy("embedding"), dtype=np.float32)
 
 
@@ -82,6 +82,33 @@ def test_one_client_gets_the_same_embeddings_from_triton_and_studentpack_serve(t
     assert from_triton.shape == from_ours.shape == (len(MIXED), 32)
     assert np.abs(from_triton - from_ours).max() <= 1e-4
     assert (from_triton * from_ours).sum(axis=1).min() >= 0.9999
+
+
+def test_a_batch_dependent_variant_agrees_between_triton_and_serve(exported: tuple[Path, Path], tmp_path: Path) -> None:
+    """int8-dynamic takes one activation scale per batch: both servers run it one text per call, so one
+    multi-text request gets the same vectors from each, and each text the vector it gets alone."""
+    from studentpack.bench.triton_server import TritonServer
+    from studentpack.cli import main
+    from tests.test_serve_e2e import cli, start
+    from tests.tiny import save_bert_dir
+
+    # weights large enough for the texts' activation ranges to differ (the 0.02 init of the usual tiny model
+    # gives every batch the same scale, and no dependence to catch)
+    model = save_bert_dir(tmp_path / "dep", hidden=64, intermediate=128, init_range=0.2)
+    args = ["export", str(model), "--onnx", "--out", str(tmp_path / "onnx"), "--variants", "int8-dynamic"]
+    args += ["--triton", str(tmp_path / "repo"), "--triton-env", str(ENV), "--triton-threads", "1", "--no-speed-trial"]
+    assert main(args) == 0
+    name = "dep_int8-dynamic"
+    ours = start(cli(f"{name}={tmp_path / 'onnx' / 'int8-dynamic'}", "--port", "0", "--threads", "1"))
+    try:
+        with TritonServer(tmp_path / "repo", [name], pytriton=ROOT / ".triton" / "pytriton") as triton:
+            from_triton = _infer(triton.url.removeprefix("http://"), MIXED, name)
+        from_ours = _infer(ours.address, MIXED, name)
+        alone = np.concatenate([_infer(ours.address, [text], name) for text in MIXED])
+    finally:
+        assert ours.stop() == 0
+    assert (from_triton * from_ours).sum(axis=1).min() >= 0.9999
+    assert (alone * from_triton).sum(axis=1).min() >= 0.9999
 
 
 def test_batches_of_mixed_lengths_and_sizes(triton: Any) -> None:

@@ -96,37 +96,46 @@ def discover(options: LoadtestOptions, client: httpx.Client, base: str, model: s
     """Which model, which endpoint, and what the server says about it; a clear error if it is not there."""
     ready = _get(client, "/v2/health/ready")
     listing = _get(client, "/v1/models")
-    ours = listing is not None and listing.status_code == 200 and "data" in _json(listing)
+    models = _listed_models(listing)
+    # our own server marks its entries (owned_by studentpack, with a state); TEI, vLLM, Infinity and OpenAI
+    # list models in the OpenAI shape without either: those are measured as foreign servers
+    ours = bool(models) and all(m.get("owned_by") == "studentpack" and "state" in m for m in models.values())
     if ready is not None and ready.status_code == 503:  # other codes: a server without OIP health routes
         raise UserError(f"{base} is not ready (GET /v2/health/ready answered 503)")
-    info: dict[str, Any] = {}
-    if ours:
-        assert listing is not None
-        models = {m.get("id"): m for m in _json(listing).get("data", []) if isinstance(m, dict)}
-        if model is None:
-            if len(models) != 1:
-                raise UserError(
-                    f"{base} serves {len(models)} models ({', '.join(map(str, models))}); pick one: --model"
-                )
-            model = next(iter(models))
-        if model not in models:
-            raise UserError(f"{base} serves no model {model!r} (it serves: {', '.join(map(str, models))})")
-        info = dict(models[model])
-        if info.get("state") != "ready":
-            raise UserError(f"model {model} at {base} is not ready ({info.get('state')})")
-    elif model is None:
+    if models and model is None:
+        if len(models) != 1:
+            raise UserError(f"{base} serves {len(models)} models ({', '.join(map(str, models))}); pick one: --model")
+        model = next(iter(models))
+    if models and model not in models:
+        raise UserError(f"{base} serves no model {model!r} (it serves: {', '.join(map(str, models))})")
+    if model is None:
         raise UserError(f"{base} does not list its models (no /v1/models): name one with --model")
-    assert model is not None
+    info: dict[str, Any] = dict(models.get(model) or {})
+    if ours and info.get("state") != "ready":
+        raise UserError(f"model {model} at {base} is not ready ({info.get('state')})")
     endpoint = options.endpoint
     if endpoint == "auto":
-        endpoint = ("classify" if info.get("kind") == "classifier" else "embeddings") if ours else "infer"
-    target = Target(base, model, endpoint, _path(endpoint, model), "studentpack" if ours else "unknown", info)
+        if ours:
+            endpoint = "classify" if info.get("kind") == "classifier" else "embeddings"
+        else:  # an OpenAI-style listing means /v1/embeddings; no listing, an OIP server
+            endpoint = "embeddings" if models else "infer"
+    server = "studentpack" if ours else ("openai-compatible" if models else "unknown")
+    target = Target(base, model, endpoint, _path(endpoint, model), server, info)
     if endpoint == "infer":
         _oip_metadata(client, target)
     if ours and endpoint != "infer" and (info.get("kind") == "classifier") != (endpoint == "classify"):
         raise UserError(f"model {model} is a{'' if endpoint == 'classify' else 'n'} {info.get('kind')} model; "
                         f"--endpoint {'embeddings' if endpoint == 'classify' else 'classify'} fits it")  # fmt: skip
     return target
+
+
+def _listed_models(listing: httpx.Response | None) -> dict[str, dict[str, Any]]:
+    """GET /v1/models in the OpenAI shape ({"object": "list", "data": [{"id": ...}]}) -> {id: entry}."""
+    if listing is None or listing.status_code != 200:
+        return {}
+    data = _json(listing).get("data")
+    entries = data if isinstance(data, list) else []
+    return {str(m["id"]): m for m in entries if isinstance(m, dict) and m.get("id") is not None}
 
 
 def _oip_metadata(client: httpx.Client, target: Target) -> None:
@@ -211,10 +220,14 @@ def run_level(spec: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def summarize(raw: dict[str, Any], rows: float, machine_cores: int) -> dict[str, Any]:
-    """Percentiles and rates over the measured window (warm-up requests counted apart)."""
+    """Percentiles and rates over the measured window (answers that arrived during the warm-up counted apart).
+
+    `raw["records"]` rows: [start offset s, latency ms, HTTP status, ok, error]; `raw["window"]`: [start, end] s."""
     start, end = raw["window"]
     window = max(end - start, 1e-9)
-    measured = [r for r in raw["records"] if r[0] >= start]
+    # a window counts the answers that arrived in it (a request may have left before it opened): counting
+    # only requests that started and finished inside would miss about latency / window of the throughput
+    measured = [r for r in raw["records"] if r[0] + r[1] / 1e3 >= start]
     ok = np.array([r[1] for r in measured if r[3]], dtype=np.float64)  # (N,) ms
     failed = [r for r in measured if not r[3]]
     by_status = Counter(str(r[2]) if r[2] else "no response" for r in failed)
@@ -239,7 +252,7 @@ def summarize(raw: dict[str, Any], rows: float, machine_cores: int) -> dict[str,
         "warmup_requests": len(raw["records"]) - len(measured),
         "seconds": round(window, 3),
         "stopped_by": raw["stopped_by"],
-        "requests_per_s": round(len(measured) / window, 3),
+        "requests_per_s": round(ok.size / window, 3),  # answered requests only: a failure is not throughput
         "texts_per_s": round(ok.size * rows / window, 3),
         "latency_ms": latency,
         "client_cpu": {

@@ -42,8 +42,11 @@ def parse(text: str, model: str) -> Samples:
         return out
     for family in families:
         for sample in family.samples:
-            if sample.name in wanted and sample.labels.get("model") == model:
-                out[sample.name] = out.get(sample.name, 0.0) + float(sample.value)
+            # the parser names a counter's samples NAME_total whatever the page says (Triton's are TYPE counter
+            # without the suffix): match either spelling
+            name = sample.name if sample.name in wanted else sample.name.removesuffix("_total")
+            if name in wanted and sample.labels.get("model") == model:
+                out[name] = out.get(name, 0.0) + float(sample.value)
     return out
 
 

@@ -56,6 +56,13 @@ _FLAGS: dict[str, tuple[str, type, str]] = {
         "run a mixed-length batch as length-sorted sub-batches when padding costs more than this many "
         "tokens per extra call; 0: never split (default: 64 on CPU, off on GPU)",
     ),
+    "--batch-dependent": (
+        "batch_dependent",
+        str,
+        "a model whose vectors change with their batch-mates (ONNX Runtime's int8-dynamic): per-text (default) "
+        "runs it one text per call, so a text always gets the same vector; batch batches it anyway; refuse "
+        "does not serve it",
+    ),
     "--max-queue": ("max_queue", int, "queued texts per model before 503 (default 1024)"),
     "--max-inputs": ("max_inputs", int, "texts per request (default 256)"),
     "--max-body-bytes": ("max_body_bytes", int, "request body limit (default 2 MiB)"),
@@ -190,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
         pin_process(parse_cpu_list(args.cpus), "--cpus")  # before any runtime starts its threads
     models = {name: _packaged_if_default(path) for name, path in model_names(args.models).items()}
     for path in models.values():
-        check_model_dir(path, args.force)
+        check_model_dir(path, args.force, config.max_length)
     api_key = load_api_key(args.api_key_file)
     _check_device(config.device, list(models.values()))
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s:     %(message)s")

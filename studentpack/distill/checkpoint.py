@@ -73,8 +73,10 @@ def save(
             torch.save(accelerator.scaler.state_dict(), tmp / "scaler.pt")
         atomic.write_json(tmp / "state.json", {**state, "step": step, "world_size": accelerator.num_processes})
         final = root / _name(step)
+        atomic.fsync_tree(tmp)  # the files' bytes on disk before the name says the checkpoint is whole
         atomic.remove_tree(final)
         os.replace(tmp, final)
+        atomic.fsync_dir(root)
         prune(run_dir, keep)
     accelerator.wait_for_everyone()
 

@@ -37,7 +37,12 @@ class RunDir:
         return self.path / STUDENT
 
     def finished(self) -> bool:
-        return (self.student / MANIFEST).is_file()
+        """The student is complete and no newer run has started here: `--overwrite` keeps the previous
+        student until the new one replaces it, and writes the new run's config first."""
+        manifest = self.student / MANIFEST
+        if not manifest.is_file():
+            return False
+        return not self.config.is_file() or manifest.stat().st_mtime_ns >= self.config.stat().st_mtime_ns
 
     def is_run(self) -> bool:
         return self.config.is_file() or bool(checkpoint.list_checkpoints(self.path)) or self.finished()
@@ -61,8 +66,14 @@ def check_fresh(run: RunDir, overwrite: bool) -> None:
 
 
 def clear(run: RunDir) -> None:
-    if run.path.exists():
-        atomic.remove_tree(run.path)
+    """Remove what an earlier distillation wrote here, and nothing else: exports, load tests, evaluations
+    and fine-tuned classifiers in the same run directory stay. The student stays too, until the new one
+    is complete and replaces it (write_student), so a run that fails leaves the previous student."""
+    from studentpack.distill.checkpoint import ROOT as CHECKPOINTS
+    from studentpack.distill.head_fit import CACHE as HEAD_CACHE
+
+    for name in (CONFIG, LOG, INPUTS, CHECKPOINTS, HEAD_CACHE):
+        atomic.remove_tree(run.path / name)
 
 
 def check_resumable(run: RunDir) -> DistillConfig:

@@ -25,6 +25,7 @@ import base64
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -98,7 +99,8 @@ class HttpEncoder:
         self.sha256: str | None = model.get("sha256")  # the served directory's content hash, when told
         self.served_info = {k: model.get(k) for k in ("platform", "device", "providers", "threads") if k in model}
         self.description = f"{base}/v2/models/{self.name}"
-        self.truncated = 0
+        self.truncated = 0  # texts the server cut, summed over requests (encode's threads add to it)
+        self._truncated_lock = threading.Lock()
         if max_length is not None and max_length != self.max_length:
             log.warning(
                 "%s cuts texts at %d tokens (the server's setting), not the %d asked for",
@@ -186,7 +188,8 @@ class HttpEncoder:
                 time.sleep(min(float(response.headers["retry-after"]), 5.0))
                 continue
             body = self._json(response, path)
-            self.truncated += int(response.headers.get("x-truncated-inputs", 0))
+            with self._truncated_lock:  # += on an attribute is a read and a write: threads would lose counts
+                self.truncated += int(response.headers.get("x-truncated-inputs", 0))
             return body
         raise AssertionError("unreachable")
 

@@ -477,7 +477,7 @@ class _Builder:
                 setattr(self, f"_{variant}_failed", True)
                 raise
             self.log(f"{variant}: parity max abs {figures['max_abs']:.2e} (<= {self.opts.gates.max_abs:g})")
-            return {"parity": {**figures, **_gated_as(session)}}
+            return {"parity": {**figures, **_gated_as(session)}, **self._batch_invariance(variant, session)}
         if self._reference is None:
             self._reference = _Memo(self._encoder(self.work / "fp32", "fp32"))
         reference = self._reference
@@ -486,7 +486,23 @@ class _Builder:
             reference, candidate, self.p.sample, self.opts.gates, self.p.task_score, self.opts.eval_task or ""
         )
         self.log(f"{variant}: {_accuracy_line(figures)}")
-        return {"accuracy": {**figures, **_gated_as(candidate.session)}}
+        invariance = self._batch_invariance(variant, candidate.session)
+        return {"accuracy": {**figures, **_gated_as(candidate.session)}, **invariance}
+
+    def _batch_invariance(self, variant: str, session: Any) -> dict[str, Any]:
+        """Recorded, not gated: a batch-dependent variant is accurate, but the server runs it one text per call."""
+        from studentpack.batch_invariance import PROBE_TEXTS, is_invariant, worst_batch_cosine
+
+        output = "logits" if session.kind == "classifier" else "sentence_embedding"
+        if output not in session.output_names:
+            return {}
+        worst = worst_batch_cosine(lambda texts: session.run_texts(texts, [output])[output])
+        invariant = is_invariant(worst)
+        self.log(f"{variant}: batch invariance: worst cosine {worst:.6f} alone vs in a mixed batch"
+                 + ("" if invariant else " (batch-dependent: served one text per call)"))  # fmt: skip
+        return {
+            "batch_invariance": {"worst_cosine": round(worst, 6), "invariant": invariant, "texts": len(PROBE_TEXTS)}
+        }
 
     def _session(self, directory: Path) -> Any:
         from studentpack.engines.graph import session_class
@@ -544,6 +560,11 @@ class _Builder:
             "target_device": "cuda" if variant == "fp16" or self.opts.device.startswith("cuda") else "cpu",
             "isa": self._isa() if variant in presets.INT8_VARIANTS else None,
             "gates": dataclasses.asdict(self.opts.gates),
+            # the longest input the gate checked: parity runs the model maximum, accuracy the sample's length;
+            # `studentpack serve` refuses a longer --max-length for this variant
+            "gated_length": self.info.max_length
+            if variant in presets.PARITY_VARIANTS
+            else min(self.opts.max_length, self.info.max_length),
             **figures,
             "corpora": {
                 k: v for k, v in self.p.corpora.items() if k == "sample" or variant in presets.CALIBRATED_VARIANTS

@@ -42,6 +42,8 @@ from studentpack.engines.remote import MAX_LENGTH_PARAMETER, SOURCE_SHA_PARAMETE
 from studentpack.errors import UserError
 from studentpack.provenance import hash_directory
 
+PER_TEXT_PARAMETER = "one_text_per_call"  # read by triton_python/model.py
+
 _TYPES: dict[int, str] = {
     onnx.TensorProto.INT64: "TYPE_INT64",
     onnx.TensorProto.INT32: "TYPE_INT32",
@@ -239,6 +241,9 @@ def _write_text_model(where: Path, directory: Path, outputs: list[TensorSpec], s
         SOURCE_SHA_PARAMETER: hash_directory(directory),  # lets reports join Triton's figures to the variant
         "pad_token_id": str(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
         "intra_op_threads": str(settings.threads),
+        # as `studentpack serve` does: a batch-dependent variant (one INT8 scale per batch) runs one text per
+        # call, so Triton and serve give a text the same vector whatever else is in the request
+        PER_TEXT_PARAMETER: "0" if (record.get("batch_invariance") or {}).get("invariant", True) else "1",
     }
     text = text_config_pbtxt(where.name, output, settings, parameters)
     (where / "config.pbtxt").write_text(text, encoding="utf-8")

@@ -235,6 +235,8 @@ class Server:
             "device": info.device,
             "providers": info.providers,
             "threads": self.config.threads,
+            "batch_cosine": info.batch_cosine,
+            "batching": info.batching,
         }
         if info.sha256:
             out["sha256"] = info.sha256

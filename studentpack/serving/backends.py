@@ -47,6 +47,9 @@ class ModelInfo:
     labels: list[str] = field(default_factory=list)
     source: str = ""  # the directory it came from (shown to the operator, never chosen by a request)
     sha256: str = ""  # content hash of the model directory (provenance.hash_directory): joins reports to files
+    # the lowest cosine between a text alone and in a mixed batch (batch_invariance.py), measured at load
+    batch_cosine: float = 1.0
+    batching: str = "batched"  # or "per-text": one text per call, because batch_cosine is too low
 
     @property
     def output_name(self) -> str:
@@ -172,7 +175,7 @@ def is_variant_dir(path: Path) -> bool:
     return has_graph(path)
 
 
-def check_model_dir(path: Path, force: bool = False) -> None:
+def check_model_dir(path: Path, force: bool = False, max_length: int = 0) -> None:
     """Cheap checks before anything heavy is imported: a directory holding an ONNX variant or an HF model."""
     if not path.exists():
         raise UserError(f"model not found: {path}")
@@ -186,10 +189,10 @@ def check_model_dir(path: Path, force: bool = False) -> None:
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{path}/export.json does not parse: {exc}") from exc
         if not force:
-            _check_export_record(path, record if isinstance(record, dict) else {})
+            _check_export_record(path, record if isinstance(record, dict) else {}, max_length)
 
 
-def _check_export_record(path: Path, record: dict[str, Any]) -> None:
+def _check_export_record(path: Path, record: dict[str, Any], max_length: int = 0) -> None:
     """A variant that failed its gate, or was quantized for another CPU, is not served by accident."""
     from studentpack.export.presets import preset_mismatch
     from studentpack.provenance import cpu_flags
@@ -202,6 +205,13 @@ def _check_export_record(path: Path, record: dict[str, Any]) -> None:
     problem = preset_mismatch(preset, cpu_flags()) if preset else ""
     if problem:
         raise UserError(f"{path}: {problem}; re-export it here (studentpack export --isa auto) or pass --force")
+    gated = int(record.get("gated_length") or 0)
+    served = min(max_length, int(record.get("max_length") or max_length))  # serve caps at the model's maximum
+    if gated and served > gated:
+        raise UserError(
+            f"{path} passed its gate on inputs up to {gated} tokens, not the {served} asked for; "
+            f"serve it with --max-length {gated}, re-export with --max-length {served}, or pass --force"
+        )
 
 
 def load_backend(
@@ -214,7 +224,7 @@ def load_backend(
     max_batch: int = 0,
 ) -> Backend:
     """Open a model directory for serving; CUDA that is not really used is an error, never a CPU fallback."""
-    check_model_dir(path, force)
+    check_model_dir(path, force, max_length)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from studentpack.provenance import hash_directory
 
@@ -226,4 +236,15 @@ def load_backend(
     else:
         backend = TorchBackend(path, device=device, max_length=max_length, threads=threads)
     backend.info.sha256 = hash_directory(path)
+    backend.info.batch_cosine = round(measure_batch_cosine(backend), 6)
     return backend
+
+
+def measure_batch_cosine(backend: Backend) -> float:
+    """The lowest cosine between a probe text run alone and in a mixed padded batch, on this backend."""
+    from studentpack.batch_invariance import worst_batch_cosine
+
+    def encode(texts: Sequence[str]) -> np.ndarray:
+        return backend.run(backend.tokenize(texts).ids, [None] * len(texts))
+
+    return worst_batch_cosine(encode)

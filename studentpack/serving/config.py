@@ -8,6 +8,7 @@ from studentpack.errors import UserError
 from studentpack.serving.length_split import CPU_CALL_COST_TOKENS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+BATCH_DEPENDENT = ("per-text", "batch", "refuse")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class ServeConfig:
     max_wait_ms: float = 5.0  # the longest a request waits for companions before its batch runs
     max_gap_ms: float = 1.0  # a batch that is not full runs once no request has arrived for this long
     split_cost_tokens: int = -1  # a sub-batch's fixed cost in padded tokens; 0: never split; -1: 64 on CPU, 0 on GPU
+    # a model whose vectors depend on their batch-mates (batch_invariance.py): "per-text" runs it one text
+    # per call (the same text always gets the same vector), "batch" batches it anyway, "refuse" does not load it
+    batch_dependent: str = "per-text"
     max_queue: int = 1024  # queued items per model; beyond it: 503 + Retry-After at once
     max_inputs: int = 256  # texts per request
     max_body_bytes: int = 2 * 1024 * 1024
@@ -43,6 +47,10 @@ class ServeConfig:
         for name in ("threads", "max_batch_tokens", "max_wait_ms", "max_gap_ms"):
             if getattr(self, name) < 0:
                 raise UserError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.batch_dependent not in BATCH_DEPENDENT:
+            raise UserError(
+                f"batch_dependent must be one of {', '.join(BATCH_DEPENDENT)}, got {self.batch_dependent!r}"
+            )
         if self.split_cost_tokens < -1:
             raise UserError(f"split_cost_tokens must be -1 (auto), 0 (off) or positive, got {self.split_cost_tokens}")
         if self.request_timeout_s <= 0 or self.grace_s < 0:

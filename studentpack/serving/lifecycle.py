@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from studentpack.serving.backends import Backend
+from studentpack.batch_invariance import INVARIANT_COSINE, is_invariant
+from studentpack.errors import UserError
+from studentpack.serving.backends import Backend, ModelInfo
 from studentpack.serving.batcher import Batcher
 from studentpack.serving.config import ServeConfig
 from studentpack.serving.metrics import Metrics
@@ -102,6 +104,7 @@ class Lifecycle:
                     assert slot.loader is not None
                     log.info("loading %s", slot.name)
                     slot.backend = await loop.run_in_executor(None, slot.loader)
+                self._batching(slot.name, slot.backend.info)
                 slot.batcher = self._batcher(slot.name, slot.backend)
                 slot.batcher.start()
                 slot.state = "ready"
@@ -116,13 +119,30 @@ class Lifecycle:
                     self.on_fatal(self.error)
                 return
 
+    def _batching(self, name: str, info: ModelInfo) -> None:
+        """Batch a model only when a text's vector does not depend on its batch-mates (or when told to)."""
+        if is_invariant(info.batch_cosine):
+            return
+        policy = self.config.batch_dependent
+        why = (
+            f"{name}'s vectors depend on their batch-mates (worst cosine {info.batch_cosine:.4f} < {INVARIANT_COSINE})"
+        )
+        if policy == "refuse":
+            raise UserError(f"{why}; serve it with --batch-dependent per-text or batch")
+        if policy == "per-text":
+            info.batching = "per-text"
+            log.info("%s: running it one text per call", why)
+        else:
+            info.batching = "batched (batch-dependent)"
+            log.warning("%s: batching it anyway (--batch-dependent batch)", why)
+
     def _batcher(self, name: str, backend: Backend) -> Batcher:
         c = self.config
         return Batcher(
             name,
             backend,
             self.metrics,
-            max_batch=c.max_batch,
+            max_batch=1 if backend.info.batching == "per-text" else c.max_batch,
             max_tokens=c.max_batch_tokens or c.max_batch * backend.info.max_length,
             max_wait_s=c.max_wait_ms / 1000.0,
             max_queue=c.max_queue,

@@ -8,7 +8,8 @@ model.onnx (the exported variant), tokenizer.json and export.json.
 
 Tokenisation matches `studentpack serve`: the variant's fast tokenizer, special tokens added, cut at
 `max_length` tokens, each batch padded to its own longest row. Triton's dynamic batcher hands several
-requests to one `execute` call; their texts run as one padded batch and the rows go back per request.
+requests to one `execute` call; their texts run as one padded batch and the rows go back per request,
+except for a batch-dependent variant (parameter one_text_per_call), whose texts run one per call.
 """
 
 import json
@@ -46,6 +47,8 @@ class TritonPythonModel:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=self.max_length)
         self.pad_id = int(params.get("pad_token_id") or 0)
+        # a batch-dependent variant (one INT8 scale per batch) runs one text per call, as studentpack serve does
+        self.one_text_per_call = params.get("one_text_per_call") == "1"
         options = ort.SessionOptions()
         threads = int(params.get("intra_op_threads") or 0)
         if threads:
@@ -71,7 +74,12 @@ class TritonPythonModel:
                 continue
             texts.extend(decoded)
             counts.append(len(decoded))
-        rows = self._run(texts) if texts else np.zeros((0, 1), dtype=np.float32)
+        if not texts:
+            rows = np.zeros((0, 1), dtype=np.float32)
+        elif self.one_text_per_call:
+            rows = np.concatenate([self._run([text]) for text in texts])
+        else:
+            rows = self._run(texts)
         start = 0
         for k, count in enumerate(counts):
             if responses[k] is not None:
