@@ -5,8 +5,12 @@ This matches sentence-transformers' Pooling(mean) + Normalize for all-MiniLM-L6-
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only where torch tensors are pooled: readers of numpy rows (report, serve) skip it
+    import torch
 
 
 def mean_pool(token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -18,7 +22,9 @@ def mean_pool(token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch
 
 
 def l2_normalize(vectors: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.normalize(vectors, p=2.0, dim=-1)
+    import torch.nn.functional as F
+
+    return F.normalize(vectors, p=2.0, dim=-1)
 
 
 def l2_normalize_np(vectors: np.ndarray) -> np.ndarray:
