@@ -83,13 +83,13 @@ class GraphSession:
     ) -> Self:
         """A session over a variant directory (graph + tokenizer files + export.json); `options` are the
         engine's own (see its __init__)."""
-        from studentpack import adapter
+        from studentpack.engines.fast_tokenizer import load_graph_tokenizer
 
         path = Path(variant_dir)
         cls.check_device(device)
         if not (path / cls.MODEL_FILE).is_file():
             raise UserError(f"{path} is not an exported variant for this runtime: it has no {cls.MODEL_FILE}")
-        tokenizer = adapter.load_tokenizer(path)
+        tokenizer = load_graph_tokenizer(path)
         make: Any = cls  # each engine's __init__ takes (graph, tokenizer, ...) beyond the base's arguments
         info = read_export_info(path)
         return make(path / cls.MODEL_FILE, tokenizer, device, threads, max_length, warmup, info, **options)
