@@ -281,7 +281,7 @@ def _gate_extras(sample: list[str], opts: ExportOptions) -> _Extras:
 
 
 def _task_scorer(opts: ExportOptions, config: dict[str, Any]) -> Callable[[Any], float] | None:
-    """`--eval-task stsb --eval-data FILE`: STS-B Spearman x100 through studentpack.tasks (issue 3)."""
+    """`--eval-task stsb --eval-data FILE`: STS-B Spearman x100 through studentpack.tasks."""
     if opts.eval_task is None:
         if opts.eval_data:
             raise UserError("--eval-data needs --eval-task")
@@ -294,11 +294,9 @@ def _task_scorer(opts: ExportOptions, config: dict[str, Any]) -> Callable[[Any],
 
     if is_classifier_config(config):
         raise UserError("--eval-task stsb scores sentence embeddings; this model is a classifier")
-    try:
-        from studentpack.tasks import data as task_data
-        from studentpack.tasks import stsb
-    except ImportError as exc:  # the tasks package lands with the eval issue
-        raise UserError("--eval-task needs studentpack.tasks, which this install lacks") from exc
+    from studentpack.tasks import data as task_data
+    from studentpack.tasks import stsb
+
     pairs = task_data.stsb_pairs(task_data.read_table(task_data.locate(opts.eval_data, "eval")), task_data.Columns())
     if opts.eval_limit:
         pairs = task_data.head(pairs, opts.eval_limit)
