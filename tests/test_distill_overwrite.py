@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from studentpack.cli import main
+from studentpack.distill.rundir import RunDir
 from studentpack.distill.trainer import FAULT_KILL_ENV
 from tests.test_eval_cli import FINETUNE
 from tests.test_eval_support import sst2_dir
@@ -39,7 +40,9 @@ def test_overwrite_keeps_exports_evaluations_and_classifiers(tiny_bert_dir: Path
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (run / "student" / "studentpack.json").read_text() == first
     assert all(p.is_file() for p in others)
+    assert not RunDir(run).finished()  # the old student is not this run's result (the pipeline asks this)
     assert main(["distill", "--resume", str(run), "--quiet"]) == 0
+    assert RunDir(run).finished()
 
     second = json.loads((run / "student" / "studentpack.json").read_text())
     assert second["steps"] == 6 and json.loads(first)["steps"] == 3  # replaced by the new run's student

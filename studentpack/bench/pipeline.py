@@ -196,8 +196,11 @@ class Pipeline:
             run_cli(args, self.log(f"distill-{student.name}"))
 
         label = f"distill {student.name} ({student.method}, {mapping['steps']} steps)"
+        from studentpack.distill.rundir import RunDir
+
         manifest = run_dir / "student" / "studentpack.json"
-        if manifest.is_file() and self.ledger.started_with(unit, fingerprint(inputs)):
+        # finished(), not the manifest alone: an --overwrite run keeps the previous student until it replaces it
+        if RunDir(run_dir).finished() and self.ledger.started_with(unit, fingerprint(inputs)):
             self.ledger.mark(unit, fingerprint(inputs), "done")  # it finished; the pipeline stopped before noting it
         return self.unit(unit, label, inputs, manifest, work)
 
