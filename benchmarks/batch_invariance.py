@@ -4,8 +4,9 @@ variant the export accepts here? And what does keeping that promise cost in spee
 1. Exports a model (default: the packaged teacher) to the CPU variants plus int8-static, or takes an
    existing export directory (`--variants-dir`).
 2. Starts `studentpack serve` on loopback with every accepted variant (default policy: a batch-dependent
-   variant runs one text per call), sends each probe text alone and then all of them in one
-   `/v1/embeddings` request in three orders, and records the worst cosine per variant. Then the same
+   variant runs one text per call), sends each probe text alone and then inside multi-text
+   `/v1/embeddings` requests (the mixes of batch_invariance.worst_batch_cosine), and records the worst
+   cosine per variant. Then the same
    against a server started with `--batch-dependent batch` (what serving did before).
 3. Load-tests int8-dynamic one text per call, int8-dynamic batched, and the batch-invariant variants,
    at 1 and 8 users, interleaved in one run so machine drift hits them alike.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,11 @@ import httpx
 import numpy as np
 
 from studentpack import atomic
-from studentpack.batch_invariance import INVARIANT_COSINE, PROBE_TEXTS
+from studentpack.batch_invariance import INVARIANT_COSINE, PROBE_TEXTS, worst_batch_cosine
 from studentpack.bench.server_proc import running_server
 from studentpack.provenance import machine, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
-ORDERS = (list(range(len(PROBE_TEXTS))), list(range(len(PROBE_TEXTS)))[::-1], [4, 0, 2, 1, 3])
 
 
 def export(model: str, out: Path) -> Path:
@@ -60,17 +61,15 @@ def _embed(client: httpx.Client, model: str, texts: list[str]) -> np.ndarray:
 
 
 def worst_cosines(url: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """Per served model: the probe texts alone and in multi-text requests, through the HTTP endpoint."""
     out = {}
     with httpx.Client(base_url=url, timeout=60) as client:
         for name in names:
-            alone = np.concatenate([_embed(client, name, [text]) for text in PROBE_TEXTS])  # (N, D)
-            worst = 1.0
-            for order in ORDERS:
-                together = _embed(client, name, [PROBE_TEXTS[i] for i in order])
-                cosines = (together * alone[order]).sum(1) / (
-                    np.linalg.norm(together, axis=1) * np.linalg.norm(alone[order], axis=1)
-                )
-                worst = min(worst, float(cosines.min()))
+
+            def encode(texts: Sequence[str], name: str = name) -> np.ndarray:
+                return _embed(client, name, list(texts))
+
+            worst = worst_batch_cosine(encode)
             meta = client.get(f"/v2/models/{name}").json()["parameters"]
             out[name] = {"worst_cosine": round(worst, 6), "batching": meta.get("batching"),
                          "load_batch_cosine": meta.get("batch_cosine")}  # fmt: skip
@@ -104,7 +103,7 @@ def main() -> None:
     variants = accepted(args.variants_dir or export(args.model, work / "onnx"))
     print("accepted here:", ", ".join(variants))
     results: dict[str, Any] = {"benchmark": "batch_invariance", "threshold": INVARIANT_COSINE,
-                               "probe_texts": len(PROBE_TEXTS), "orders": ORDERS}  # fmt: skip
+                               "probe_texts": len(PROBE_TEXTS)}  # fmt: skip
     common = ["--threads", "2", "--log-level", "warning"]
     with running_server(variants, common, work / "serve-default.log") as server:
         results["default"] = worst_cosines(server.url, list(variants))

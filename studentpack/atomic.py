@@ -49,24 +49,24 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory's entries (names created, renamed or removed in it) to disk."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+def _fsync_path(path: Path, flags: int = os.O_RDONLY) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
 
 
+def fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (names created, renamed or removed in it) to disk."""
+    _fsync_path(path, os.O_RDONLY | os.O_DIRECTORY)
+
+
 def fsync_tree(path: Path) -> None:
     """Flush every file under `path`, then its directories, before the tree is renamed into place."""
     for root, _, files in os.walk(path):
         for name in files:
-            fd = os.open(Path(root) / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_path(Path(root) / name)
         fsync_dir(Path(root))
 
 
