@@ -28,10 +28,10 @@ from typing import Any
 import httpx
 import numpy as np
 
-from studentpack import atomic
 from studentpack.batch_invariance import INVARIANT_COSINE, PROBE_TEXTS, worst_batch_cosine
 from studentpack.bench.server_proc import running_server
-from studentpack.provenance import machine, package_versions
+from studentpack.ground import atomic
+from studentpack.ground.provenance import machine, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 

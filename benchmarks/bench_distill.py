@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 
-from studentpack import atomic
 from studentpack.distill.config import DistillConfig
 from studentpack.distill.data import BatchPlan, Chunks
 from studentpack.distill.plan import make_plan
 from studentpack.distill.rundir import RunDir
 from studentpack.distill.trainer import Distiller
-from studentpack.numerics import tune_for_training
-from studentpack.provenance import cpu_flags, machine, package_versions
-from studentpack.student import StudentSpec
+from studentpack.ground import atomic
+from studentpack.ground.numerics import tune_for_training
+from studentpack.ground.provenance import cpu_flags, machine, package_versions
+from studentpack.model.student import StudentSpec
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared/data/wikitext-2/valid.txt"
 RESULTS = Path(__file__).resolve().parent / "results" / "distill_throughput.json"
@@ -74,7 +74,7 @@ def bench_method(method: str, args: argparse.Namespace, tmp: Path) -> tuple[dict
 
 def bench_teacher(distiller: Distiller, args: argparse.Namespace) -> dict:
     """Forward-only throughput of the full (untruncated) teacher, same batches."""
-    from studentpack import adapter
+    from studentpack.model import adapter
 
     teacher = adapter.load_encoder(distiller.plan.teacher.path).eval()
     plan = BatchPlan(len(distiller.chunks.sequences), args.batch_size, 1, 0)
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--methods", default="mha,hs,od")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--no-tuning", action="store_true", help="skip studentpack.numerics (to measure its effect)")
+    parser.add_argument("--no-tuning", action="store_true", help="skip the numerics tuning (to measure its effect)")
     args = parser.parse_args()
     tuning = {} if args.no_tuning else tune_for_training()  # before torch's thread pool exists, as the CLI does
     torch.set_num_threads(args.threads)

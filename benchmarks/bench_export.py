@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def make_student(teacher_dir: Path, out: Path) -> Path:
     """A 3-layer student: the teacher's embeddings, pooler and layers 1, 3, 5."""
-    from studentpack import adapter
+    from studentpack.model import adapter
 
     if (out / "config.json").is_file():
         return out
@@ -122,7 +122,7 @@ def export(model_dir: Path, out: Path, isa: str, threads: int) -> Path:
 
 def inputs(tokenizer: Any, batch: int, seq: int, input_names: list[str]) -> dict[str, np.ndarray]:
     """`batch` different real-text rows of exactly `seq` tokens (no padding)."""
-    from studentpack.corpus import embedded_paragraphs
+    from studentpack.text.corpus import embedded_paragraphs
 
     text = " ".join(embedded_paragraphs())
     words = text.split()
@@ -207,8 +207,8 @@ def eager_runner(model_dir: Path, feeds: list[dict[str, np.ndarray]]) -> Callabl
     run per call, cycling through `feeds`."""
     import torch
 
-    from studentpack import adapter
-    from studentpack.pooling import l2_normalize, mean_pool
+    from studentpack.model import adapter
+    from studentpack.model.pooling import l2_normalize, mean_pool
 
     model = adapter.load_encoder(model_dir).eval()
     batches = [{k: torch.from_numpy(v) for k, v in f.items()} for f in feeds]
@@ -377,9 +377,9 @@ def gemm_floors(
 def bench_model(name: str, model_dir: Path, onnx_dir: Path, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import torch
 
-    from studentpack import adapter
     from studentpack.engines.graph import graph_file
-    from studentpack.sources import read_model_config
+    from studentpack.model import adapter
+    from studentpack.text.sources import read_model_config
 
     torch.set_num_threads(args.threads)
     config = read_model_config(model_dir)
@@ -478,8 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     import onnxruntime
     import torch
 
-    from studentpack.provenance import cpu_flags, machine, package_versions
-    from studentpack.sources import packaged_teacher_dir
+    from studentpack.ground.provenance import cpu_flags, machine, package_versions
+    from studentpack.text.sources import packaged_teacher_dir
 
     torch.set_num_threads(args.threads)
     torch.set_num_interop_threads(1)

@@ -54,7 +54,7 @@ def teacher_variant(work: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from studentpack.provenance import machine, package_versions
+    from studentpack.ground.provenance import machine, package_versions
     from studentpack.serving.graph_backend import GraphBackend
     from studentpack.serving.length_split import plan_groups, run_in_groups
 

@@ -26,11 +26,11 @@ from typing import Any
 
 import httpx
 
-from studentpack import atomic
 from studentpack.bench.loadtest import LoadtestOptions, run_loadtest
 from studentpack.bench.server_proc import running_server
-from studentpack.provenance import machine, package_versions
-from studentpack.sources import packaged_teacher_dir
+from studentpack.ground import atomic
+from studentpack.ground.provenance import machine, package_versions
+from studentpack.text.sources import packaged_teacher_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "teacher"

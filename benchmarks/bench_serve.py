@@ -99,7 +99,7 @@ def text_pool(n: int, source: str = "sst2") -> list[str]:
         table = task_data.read_table(task_data.locate(str(ROOT.parent / "shared" / "data" / "sst2"), "eval"))
         sentences = [str(row["sentence"]) for row in table.rows]
         return [sentences[i % len(sentences)] for i in range(n)]
-    from studentpack.corpus import embedded_paragraphs
+    from studentpack.text.corpus import embedded_paragraphs
 
     sentences = []
     for paragraph in embedded_paragraphs():
@@ -116,7 +116,7 @@ def variant_dir(args: argparse.Namespace) -> Path:
     if args.model is not None:
         return args.model
     from studentpack.export.pipeline import ExportOptions, export_variants
-    from studentpack.sources import packaged_teacher_dir
+    from studentpack.text.sources import packaged_teacher_dir
 
     out = args.work / "teacher-onnx"
     if not (out / args.variant / "export.json").is_file():
@@ -392,7 +392,7 @@ def batch_metrics(server: ServerProcess) -> dict[str, float]:
 
 
 def facts(args: argparse.Namespace, model: Path) -> dict[str, Any]:
-    from studentpack.provenance import cpu_flags, machine, package_versions
+    from studentpack.ground.provenance import cpu_flags, machine, package_versions
 
     flags = cpu_flags()
     return {
@@ -420,8 +420,8 @@ def _export_summary(model: Path) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from studentpack.atomic import write_json
     from studentpack.engines.graph import open_session
+    from studentpack.ground.atomic import write_json
     from studentpack.serving.graph_backend import GraphBackend
 
     model = variant_dir(args)

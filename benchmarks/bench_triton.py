@@ -126,7 +126,7 @@ def combine(runs: list[dict[int, dict[str, float]]]) -> dict[int, dict[str, floa
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from studentpack.provenance import machine, package_versions
+    from studentpack.ground.provenance import machine, package_versions
 
     started = time.perf_counter()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,9 @@ import json
 import time
 from pathlib import Path
 
-from studentpack import atomic
 from studentpack.cli import main as cli
-from studentpack.provenance import machine, package_versions
+from studentpack.ground import atomic
+from studentpack.ground.provenance import machine, package_versions
 from studentpack.tasks.options import EvalConfig
 from studentpack.tasks.run import evaluate
 

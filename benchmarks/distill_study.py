@@ -41,9 +41,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studentpack import atomic
 from studentpack.cli import main as cli
-from studentpack.provenance import machine, package_versions
+from studentpack.ground import atomic
+from studentpack.ground.provenance import machine, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -277,7 +277,7 @@ def _write(args: argparse.Namespace, teacher: dict[str, float | None], rows: lis
 
 
 def _teacher() -> Path:
-    from studentpack.sources import packaged_teacher_dir
+    from studentpack.text.sources import packaged_teacher_dir
 
     return packaged_teacher_dir()
 

@@ -41,7 +41,7 @@ def prepare(carry: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from studentpack.sources import packaged_teacher_dir
+    from studentpack.text.sources import packaged_teacher_dir
 
     teacher = packaged_teacher_dir()
     shutil.rmtree(carry, ignore_errors=True)
@@ -199,7 +199,7 @@ def restore(returned: Path, dest: Path) -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from studentpack.sources import packaged_teacher_dir
+    from studentpack.text.sources import packaged_teacher_dir
 
     summary = json.loads((returned / "summary.json").read_text())
     for shape, result in summary["runs"].items():

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from studentpack import atomic
-from studentpack.provenance import machine, package_versions
+from studentpack.ground import atomic
+from studentpack.ground.provenance import machine, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

@@ -18,11 +18,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from studentpack import atomic
 from studentpack.bench.pipeline_config import PipelineConfig
 from studentpack.bench.pipeline_plan import SERVED, unit_estimates
 from studentpack.config import build
-from studentpack.provenance import machine, package_versions
+from studentpack.ground import atomic
+from studentpack.ground.provenance import machine, package_versions
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from benchmarks.bench_export import inputs
-    from studentpack import adapter
-    from studentpack.provenance import machine, package_versions
+    from studentpack.ground.provenance import machine, package_versions
+    from studentpack.model import adapter
 
     present = [v for v in VARIANTS if (args.variants / v / "model.onnx").is_file()]
     if not present:

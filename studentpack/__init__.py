@@ -6,4 +6,4 @@ __version__ = "0.1.0"
 
 __all__ = ["UserError", "__version__"]
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from studentpack import __version__
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 # verb -> module under studentpack.commands; the order is the order shown in --help
 VERBS: dict[str, str] = {

@@ -39,7 +39,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _no_flush_to_zero_after_a_test() -> Iterator[None]:
-    """`studentpack distill` sets flush-to-zero for its whole process (studentpack.numerics); tests run it
+    """`studentpack distill` sets flush-to-zero for its whole process (studentpack.ground.numerics); tests run it
     in this process, and hypothesis refuses to generate floats once subnormals cannot be represented."""
     yield
     import sys

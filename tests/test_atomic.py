@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from studentpack import atomic
+from studentpack.ground import atomic
 
 
 def test_atomic_dir_renames_on_success(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_files_get_the_normal_mode(tmp_path: Path) -> None:
 WRITER = r"""
 import hashlib, json, os, sys
 from pathlib import Path
-from studentpack import atomic
+from studentpack.ground import atomic
 
 def blob(size):
     payload = os.urandom(size)

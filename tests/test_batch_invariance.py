@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from studentpack.batch_invariance import INVARIANT_COSINE, PROBE_TEXTS, worst_batch_cosine
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 
 def test_an_encoder_that_depends_on_its_batch_is_caught() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from studentpack.config import apply_sets, build, load_file, to_dict
 from studentpack.distill.config import DistillConfig
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 
 def test_yaml_toml_json_agree(tmp_path: Path) -> None:

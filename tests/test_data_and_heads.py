@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from studentpack.corpus import embedded_paragraphs, load_corpus
 from studentpack.distill.data import BatchPlan, collate, mask_tokens, tokenize_corpus
 from studentpack.distill.head_fit import fit_head
+from studentpack.text.corpus import embedded_paragraphs, load_corpus
 from tests.tiny import SENTENCES, make_bert, make_tokenizer
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.tasks import data as D
 from tests.test_eval_support import STSB_HEADER, stsb_tsv, write_jsonl, write_table
 
@@ -88,7 +88,7 @@ def test_subsets_are_stable_and_seeded(tmp_path: Path) -> None:
 
 
 def test_embedded_docstrings_are_prose_not_distillation_corpus() -> None:
-    from studentpack.corpus import embedded_paragraphs
+    from studentpack.text.corpus import embedded_paragraphs
 
     texts = D.embedded_docstrings(200)
     assert len(texts) == 200 and len(set(texts)) == 200
@@ -102,7 +102,7 @@ def _shingles(text: str, n: int = 8) -> set[tuple[str, ...]]:
 
 
 def test_heldout_english_shares_no_8_words_with_any_shipped_corpus() -> None:
-    from studentpack.corpus import EMBEDDED, load_corpus
+    from studentpack.text.corpus import EMBEDDED, load_corpus
 
     texts = D.heldout_english()
     assert len(texts) == 1000 and len({t.lower() for t in texts}) == 1000

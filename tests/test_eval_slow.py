@@ -28,7 +28,7 @@ def test_teacher_slice_matches_sentence_transformers() -> None:
     st = pytest.importorskip("sentence_transformers")
     from scipy.stats import spearmanr
 
-    from studentpack.sources import packaged_teacher_dir
+    from studentpack.text.sources import packaged_teacher_dir
 
     ours = _score(400)
     assert 85.0 < ours < 95.0  # the first rows are MSRvid captions, easier than the whole file

@@ -90,7 +90,7 @@ def reference_embeddings(model_dir: Path, texts: Sequence[str], max_length: int 
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from studentpack.adapter import quiet_transformers
+    from studentpack.model.adapter import quiet_transformers
 
     quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from studentpack.engines import TextClassifier, TextEncoder
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.tasks import agreement, metrics, sst2, stsb
 from studentpack.tasks.data import LabeledSet, PairSet, TextSet
 from tests.test_eval_support import AngleEncoder, KeywordClassifier, TableEncoder
@@ -130,7 +130,7 @@ def test_pairwise_cosines_order() -> None:
 
 
 def test_regression_head_starts_at_the_mean_target(tiny_bert_dir) -> None:
-    from studentpack import adapter
+    from studentpack.model import adapter
     from studentpack.tasks import finetune
 
     model = finetune.build(tiny_bert_dir, ["similarity"], "cpu", 32, seed=0)

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studentpack.errors import UserError
 from studentpack.export.onnx import EMBEDDING_OUTPUTS, ModelInfo
 from studentpack.export.validate import (
     AccuracyError,
@@ -22,6 +21,7 @@ from studentpack.export.validate import (
     parity_cases,
     parity_feeds,
 )
+from studentpack.ground.errors import UserError
 
 INFO = ModelInfo(
     kind="embedding",

@@ -181,7 +181,7 @@ def test_parity_on_padded_mixed_length_batches(exported: tuple[Path, list[Any]],
     import onnxruntime as ort
     import torch
 
-    from studentpack import adapter
+    from studentpack.model import adapter
 
     model = adapter.load_encoder(tiny_bert_dir).eval()
     session = ort.InferenceSession(str(exported[0] / variant / "model.onnx"), providers=["CPUExecutionProvider"])

@@ -8,20 +8,21 @@ from typing import Any
 
 import pytest
 
-from studentpack.errors import UserError
 from studentpack.export import presets
+from studentpack.ground import isa
+from studentpack.ground.errors import UserError
 
 
 def test_isa_detection_from_cpu_flags() -> None:
-    assert presets.detect_isa(["avx2", "avx512f", "avx512_vnni"], "x86_64") == "avx512_vnni"
-    assert presets.detect_isa(["avx2", "avx_vnni"], "x86_64") == "avx512_vnni"
-    assert presets.detect_isa(["avx2", "fma"], "x86_64") == "avx2"
-    assert presets.detect_isa(["asimd", "asimddp"], "aarch64") == "arm64"
-    assert presets.resolve_isa("avx2", []).reduce_range is True
-    assert presets.resolve_isa("avx512_vnni", []).reduce_range is False
+    assert isa.detect_isa(["avx2", "avx512f", "avx512_vnni"], "x86_64") == "avx512_vnni"
+    assert isa.detect_isa(["avx2", "avx_vnni"], "x86_64") == "avx512_vnni"
+    assert isa.detect_isa(["avx2", "fma"], "x86_64") == "avx2"
+    assert isa.detect_isa(["asimd", "asimddp"], "aarch64") == "arm64"
+    assert isa.resolve_isa("avx2", []).reduce_range is True
+    assert isa.resolve_isa("avx512_vnni", []).reduce_range is False
     with pytest.raises(UserError, match="unknown ISA"):
-        presets.resolve_isa("sse2", [])
-    assert presets.relevant_flags(["avx2", "sse4_1", "avx512_vnni"]) == ["avx2", "avx512_vnni"]
+        isa.resolve_isa("sse2", [])
+    assert isa.relevant_flags(["avx2", "sse4_1", "avx512_vnni"]) == ["avx2", "avx512_vnni"]
 
 
 def test_variant_parsing() -> None:
@@ -41,9 +42,9 @@ def test_variant_parsing() -> None:
 
 @pytest.fixture(scope="module")
 def fp32_graph(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
-    from studentpack import adapter
     from studentpack.export import onnx as export_onnx
-    from studentpack.sources import read_model_config
+    from studentpack.model import adapter
+    from studentpack.text.sources import read_model_config
 
     info = export_onnx.describe(read_model_config(tiny_bert_dir), adapter.load_tokenizer(tiny_bert_dir))
     path = tmp_path_factory.mktemp("q") / "fp32.onnx"
@@ -87,8 +88,8 @@ def test_per_tensor_option(fp32_graph: tuple[Path, Any], tmp_path: Path) -> None
 
     path, info = fp32_graph
     fuse(path, tmp_path / "fused.onnx", info)
-    per_tensor = quantize_int8_dynamic(tmp_path / "fused.onnx", tmp_path / "pt.onnx", presets.PRESETS["avx2"], False)
-    per_channel = quantize_int8_dynamic(tmp_path / "fused.onnx", tmp_path / "pc.onnx", presets.PRESETS["avx2"], True)
+    per_tensor = quantize_int8_dynamic(tmp_path / "fused.onnx", tmp_path / "pt.onnx", isa.PRESETS["avx2"], False)
+    per_channel = quantize_int8_dynamic(tmp_path / "fused.onnx", tmp_path / "pc.onnx", isa.PRESETS["avx2"], True)
     assert per_tensor["per_channel"] is False and per_channel["per_channel"] is True
     assert per_tensor["quantized_matmuls"] == per_channel["quantized_matmuls"] == 16
 

@@ -11,7 +11,7 @@ import pytest
 @pytest.mark.slow
 def test_packaged_teacher_passes_every_gate(tmp_path: Path) -> None:
     from studentpack.export.pipeline import _LONG_TEXTS, _OTHER_GENRE_TEXTS, ExportOptions, export_variants
-    from studentpack.sources import packaged_teacher_dir
+    from studentpack.text.sources import packaged_teacher_dir
 
     packaged_teacher_dir()  # a clear error if the package is missing
     out = tmp_path / "onnx"

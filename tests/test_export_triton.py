@@ -50,7 +50,7 @@ def test_config_round_trip_matches_the_graph(repository: tuple[Path, Path]) -> N
 
 def test_text_model_takes_text_and_carries_the_serve_settings(repository: tuple[Path, Path]) -> None:
     from studentpack.export.triton import load_model_config_proto, parse_config
-    from studentpack.provenance import hash_directory
+    from studentpack.ground.provenance import hash_directory
 
     onnx_dir, repo = repository
     proto = load_model_config_proto()

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from studentpack import adapter
 from studentpack.engines.fast_tokenizer import FastTokenizer
-from studentpack.sources import packaged_teacher_dir
+from studentpack.model import adapter
+from studentpack.text.sources import packaged_teacher_dir
 from tests.tiny import SENTENCES
 
 TEXTS = [*SENTENCES[:4], "a", "", "   ", "Ünïcödé, ÉMOJI 🎬 and CAPITALS!", " ".join(SENTENCES * 4)]

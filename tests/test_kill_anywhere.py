@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from studentpack import atomic
+from studentpack.ground import atomic
 from tests.tiny import SENTENCES
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.transfer.layer_map import LayerMap
 
 EXPECTED = {

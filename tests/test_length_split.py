@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.serving.backends import TorchBackend
 from studentpack.serving.batcher import Batcher
 from studentpack.serving.config import ServeConfig

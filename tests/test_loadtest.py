@@ -13,7 +13,7 @@ import pytest
 from studentpack.bench.loadtest import LoadtestOptions, run_loadtest
 from studentpack.bench.server_proc import ServerProcess, running_server
 from studentpack.cli import main
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from tests.tiny import SENTENCES
 
 
@@ -145,7 +145,7 @@ def test_bad_flags_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_cpu_pinning_splits_only_where_there_are_cores_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
-    from studentpack import cpus
+    from studentpack.ground import cpus
 
     monkeypatch.setattr(cpus, "usable_cpus", lambda: [0, 1])
     assert cpus.split_for_load_test() is None  # 2 cores: the server needs both

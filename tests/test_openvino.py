@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from studentpack.engines import open_model
-from studentpack.errors import GpuUnavailableError, UserError
+from studentpack.ground.errors import GpuUnavailableError, UserError
 from tests.tiny import SENTENCES
 
 pytest.importorskip("openvino")
@@ -75,8 +75,8 @@ def test_each_variant_runs_in_the_precision_it_was_gated_in(exported: tuple[Path
     import openvino as ov
 
     from studentpack.engines.openvino import OvSession
-    from studentpack.export.presets import BF16_FLAGS
-    from studentpack.provenance import cpu_flags
+    from studentpack.ground.isa import BF16_FLAGS
+    from studentpack.ground.provenance import cpu_flags
 
     native_bf16 = any(flag in cpu_flags() for flag in BF16_FLAGS)
     for variant, expected in (
@@ -97,8 +97,8 @@ def test_each_variant_runs_in_the_precision_it_was_gated_in(exported: tuple[Path
 def test_parity_with_pytorch_on_padded_mixed_length_batches(exported: tuple[Path, list[Any]], tiny_bert_dir: Path):
     import torch
 
-    from studentpack import adapter
     from studentpack.engines.openvino import OvSession
+    from studentpack.model import adapter
 
     model = adapter.load_encoder(tiny_bert_dir).eval()
     session = OvSession.open(exported[0] / "openvino", threads=1)

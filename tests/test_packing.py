@@ -58,7 +58,7 @@ def test_distill_records_packing_and_no_pack_still_works(tiny_bert_dir: Path, tm
 
 
 def test_the_embedded_english_corpus_ships_and_loads() -> None:
-    from studentpack.corpus import load_corpus
+    from studentpack.text.corpus import load_corpus
 
     corpus = load_corpus(["embedded:english"])
     assert len(corpus.texts) > 5000 and len(set(corpus.texts)) == len(corpus.texts)
@@ -67,7 +67,7 @@ def test_the_embedded_english_corpus_ships_and_loads() -> None:
 
 
 def test_split_sentences_cuts_paragraphs_at_sentence_ends() -> None:
-    from studentpack.corpus import split_sentences
+    from studentpack.text.corpus import split_sentences
 
     paragraph = (
         "Homarus gammarus , known as the European lobster , is a species . It is related to the American "

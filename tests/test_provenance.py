@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from studentpack.provenance import hash_directory
+from studentpack.ground.provenance import hash_directory
 
 
 def test_an_openvino_graph_change_changes_the_directory_hash(tmp_path: Path) -> None:

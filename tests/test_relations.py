@@ -89,7 +89,7 @@ def test_relation_heads_choice() -> None:
 
 
 def test_relation_heads_must_divide_both_widths() -> None:
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     with pytest.raises(UserError, match="must divide both widths"):
         choose_relation_heads(384, 256, 48)

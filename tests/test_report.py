@@ -11,7 +11,7 @@ import pytest
 from studentpack.bench.markdown import render
 from studentpack.bench.report import build_report, write_report
 from studentpack.cli import main
-from studentpack.provenance import hash_directory
+from studentpack.ground.provenance import hash_directory
 
 
 def _model_dir(path: Path, payload: str) -> Path:

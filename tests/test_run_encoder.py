@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from studentpack import adapter
-from studentpack.features import FeatureRequest
+from studentpack.model import adapter
+from studentpack.model.features import FeatureRequest
 from tests.tiny import make_bert
 
 LAYERS = 4

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 from studentpack.engines import TextEncoder, open_model
-from studentpack.errors import GpuUnavailableError, UserError
+from studentpack.ground.errors import GpuUnavailableError, UserError
 from tests.tiny import SENTENCES
 
 
 def _write_variant(src: Path, out: Path) -> Path:
     """A bare fp32 variant directory (model.onnx, tokenizer, export.json) without the export pipeline."""
-    from studentpack import adapter
     from studentpack.export import onnx as export_onnx
-    from studentpack.sources import read_model_config
+    from studentpack.model import adapter
+    from studentpack.text.sources import read_model_config
 
     out.mkdir(parents=True)
     tokenizer = adapter.load_tokenizer(src)

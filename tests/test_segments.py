@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from studentpack import adapter
 from studentpack.cli import main
 from studentpack.distill.data import collate, collate_rows, tokenize_corpus
-from studentpack.features import FeatureRequest
-from studentpack.segments import encoder_inputs, positions_within, same_segment, segment_ids, segment_means
+from studentpack.model import adapter
+from studentpack.model.features import FeatureRequest
+from studentpack.text.segments import encoder_inputs, positions_within, same_segment, segment_ids, segment_means
 from studentpack.transfer.embedding import pooled
 from studentpack.transfer.relations import relation_kl
 from tests.tiny import SENTENCES, make_tokenizer, save_roberta_dir
@@ -155,7 +155,7 @@ def test_the_trainer_feeds_line_numbers_to_teacher_and_student(
     from studentpack.distill.plan import make_plan
     from studentpack.distill.rundir import RunDir
     from studentpack.distill.trainer import Distiller
-    from studentpack.student import StudentSpec
+    from studentpack.model.student import StudentSpec
 
     config = DistillConfig(teacher=str(tiny_bert_dir), corpus=(str(corpus),), method="hs", max_length=32,
                            batch_size=2, student=StudentSpec(layers=2), threads=1)  # fmt: skip

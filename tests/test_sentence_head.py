@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 
-from studentpack import adapter
 from studentpack.cli import main
 from studentpack.engines.pytorch import open_torch
-from studentpack.errors import UserError
-from studentpack.pooling import l2_normalize, mean_pool
-from studentpack.sentence_head import load_sentence_head, save_dense
+from studentpack.ground.errors import UserError
+from studentpack.model import adapter
+from studentpack.model.pooling import l2_normalize, mean_pool
+from studentpack.model.sentence_head import load_sentence_head, save_dense
 from tests.tiny import SENTENCES
 
 FAST = ["--steps", "4", "--batch-size", "4", "--log-every", "2", "--checkpoint-every", "2", "--threads", "1", "--quiet"]
@@ -116,7 +116,7 @@ def test_the_onnx_graph_and_the_server_backend_carry_the_dense(emb_student: Path
 
     from studentpack.export import onnx as export_onnx
     from studentpack.serving.backends import TorchBackend
-    from studentpack.sources import read_model_config
+    from studentpack.text.sources import read_model_config
 
     tokenizer = adapter.load_tokenizer(emb_student)
     info = export_onnx.describe(read_model_config(emb_student), tokenizer, emb_student)

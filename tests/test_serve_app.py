@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from studentpack.errors import GpuUnavailableError, UserError
+from studentpack.ground.errors import GpuUnavailableError, UserError
 from studentpack.serving.app import create_app
 from studentpack.serving.backends import Backend, TorchBackend, pad_batch
 from studentpack.serving.config import ServeConfig

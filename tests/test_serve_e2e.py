@@ -207,7 +207,7 @@ def test_remote_encoder_scores_a_served_model(server: Server, reference: dict[st
         assert remote.labels == ["negative", "positive"]
         got = remote.predict(SENTENCES[:4], batch_size=3, text_pairs=SENTENCES[4:8])
         np.testing.assert_allclose(got, reference["cls"].predict(SENTENCES[:4], text_pairs=SENTENCES[4:8]), atol=1e-5)
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     with pytest.raises(UserError, match="serves no model 'nope'"):
         open_model(f"{server.url}/v2/models/nope")
@@ -216,7 +216,7 @@ def test_remote_encoder_scores_a_served_model(server: Server, reference: dict[st
 
 
 def test_parse_url_forms() -> None:
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     assert parse_url("http://h:1/v2/models/m") == ("http://h:1", "m")
     assert parse_url("https://h/prefix/v2/models/m/") == ("https://h/prefix", "m")
@@ -321,7 +321,7 @@ def test_cuda_serving_uses_the_cuda_provider(dirs: dict[str, Path], reference: d
 
 def test_model_names_from_directories(tmp_path: Path) -> None:
     from studentpack.commands.serve import model_names
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     a, b = tmp_path / "mha-l3" / "onnx" / "int8", tmp_path / "hs-l3" / "onnx" / "int8"
     names = model_names([str(a), str(b), f"teacher={tmp_path / 'teacher' / 'onnx' / 'fp32'}"])
@@ -334,7 +334,7 @@ def test_model_names_from_directories(tmp_path: Path) -> None:
 def test_config_file_sets_and_flags(tmp_path: Path) -> None:
     from studentpack.cli import build_parser
     from studentpack.commands.serve import _config
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     file = tmp_path / "serve.yaml"
     file.write_text("max_batch: 8\nmax_wait_ms: 2\nport: 9000\n")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from studentpack.cli import main
-from studentpack.errors import UserError
-from studentpack.export.presets import preset_mismatch
+from studentpack.ground.errors import UserError
+from studentpack.ground.isa import preset_mismatch
 from studentpack.serving.backends import check_model_dir
 
 

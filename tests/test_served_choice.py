@@ -58,6 +58,6 @@ def test_no_trial_and_no_accepted_variant_are_said_plainly() -> None:
     ],
 )
 def test_the_cpu_class_named_beside_speed_figures(flags: list[str], machine: str, expected: str) -> None:
-    from studentpack.export.presets import cpu_class
+    from studentpack.ground.isa import cpu_class
 
     assert cpu_class(flags, machine) == expected

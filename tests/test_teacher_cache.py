@@ -16,7 +16,7 @@ from studentpack.distill.plan import make_plan
 from studentpack.distill.rundir import RunDir
 from studentpack.distill.teacher_cache import TeacherCache
 from studentpack.distill.trainer import Distiller
-from studentpack.student import StudentSpec
+from studentpack.model.student import StudentSpec
 
 
 def _distiller(teacher: Path, corpus: Path, tmp_path: Path, **settings: object) -> Distiller:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from studentpack.distill.head_fit import new_head_like
-from studentpack.mlm_head import MLMHead
+from studentpack.model.mlm_head import MLMHead
 from studentpack.transfer.base import Transfer
 from studentpack.transfer.hidden import HiddenTransfer
 from studentpack.transfer.layer_map import LayerMap
@@ -156,7 +156,7 @@ def test_soft_kl_matches_the_textbook_formula_and_gradient() -> None:
 def test_embedding_transfer_is_the_mse_of_normalised_pooled_embeddings() -> None:
     import torch.nn.functional as F
 
-    from studentpack.features import Features
+    from studentpack.model.features import Features
     from studentpack.transfer.embedding import EmbeddingTransfer
 
     gen = torch.Generator().manual_seed(0)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from tests.tiny import SENTENCES
 
 pytestmark = pytest.mark.slow
@@ -152,7 +152,7 @@ def test_eval_scores_triton_through_the_same_code(triton: Any, exported: tuple[P
 def test_the_server_names_itself_and_the_variant_it_runs(triton: Any, exported: tuple[Path, Path]) -> None:
     """What lets `studentpack report` put Triton's load test beside studentpack serve's for the same files."""
     from studentpack.engines.remote import open_remote
-    from studentpack.provenance import hash_directory
+    from studentpack.ground.provenance import hash_directory
 
     with open_remote(f"{triton.url}/v2/models/tiny-bert0_fp32") as encoder:
         assert encoder.sha256 == hash_directory(exported[0])
@@ -165,7 +165,7 @@ def test_loadtest_against_triton_records_the_server_and_the_files(
     import json
 
     from studentpack.cli import main
-    from studentpack.provenance import hash_directory
+    from studentpack.ground.provenance import hash_directory
 
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(SENTENCES) + "\n")

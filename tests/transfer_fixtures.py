@@ -6,10 +6,10 @@ from typing import Any
 
 import torch
 
-from studentpack import adapter
 from studentpack.distill.data import MaskedBatch, mask_tokens
-from studentpack.features import FeatureRequest, Features
-from studentpack.mlm_head import MLMHead
+from studentpack.model import adapter
+from studentpack.model.features import FeatureRequest, Features
+from studentpack.model.mlm_head import MLMHead
 from studentpack.transfer.base import Transfer
 from tests.tiny import SENTENCES, make_tokenizer
 

@@ -71,9 +71,9 @@ def calibrate(teacher_dir: Any, repeats: int = 10) -> Calibration:
     4 s). Single runs on the reference machine ranged 300-470 ms: the median of ten steadies it."""
     import torch
 
-    from studentpack import adapter
-    from studentpack.export.presets import cpu_class
-    from studentpack.provenance import cpu_flags
+    from studentpack.ground.isa import cpu_class
+    from studentpack.ground.provenance import cpu_flags
+    from studentpack.model import adapter
 
     model = adapter.load_encoder(teacher_dir, role="teacher").eval()
     vocab, positions = int(model.config.vocab_size), int(model.config.max_position_embeddings)

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studentpack.atomic import is_temporary
 from studentpack.engines.graph import is_variant_dir
-from studentpack.errors import UserError
+from studentpack.ground.atomic import is_temporary
+from studentpack.ground.errors import UserError
 
 ARTIFACTS = ("studentpack.json", "export.json", "eval.json", "loadtest.json")
 
@@ -99,7 +99,7 @@ def _read(path: Path, found: Found) -> dict[str, Any] | None:
 
 
 def _add_student(found: Found, path: Path) -> None:
-    from studentpack.provenance import hash_directory
+    from studentpack.ground.provenance import hash_directory
 
     manifest = _read(path, found)
     if not manifest or not str(manifest.get("format", "")).startswith("studentpack.distill/"):
@@ -114,7 +114,7 @@ def _add_student(found: Found, path: Path) -> None:
 
 
 def _add_variant(found: Found, path: Path) -> None:
-    from studentpack.provenance import hash_directory
+    from studentpack.ground.provenance import hash_directory
 
     record = _read(path, found)
     if not record or not str(record.get("schema", "")).startswith("studentpack.export/"):
@@ -152,8 +152,8 @@ def _add_served_dir(found: Found, doc: dict[str, Any]) -> None:
 
 def _add_packaged_teacher(found: Found) -> None:
     """The packaged teacher, when a student names it or something served it: it is the baseline's model."""
-    from studentpack.provenance import hash_directory
-    from studentpack.sources import packaged_teacher_dir
+    from studentpack.ground.provenance import hash_directory
+    from studentpack.text.sources import packaged_teacher_dir
 
     try:
         path = packaged_teacher_dir()

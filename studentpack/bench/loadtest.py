@@ -25,11 +25,11 @@ from typing import Any, Literal
 import httpx
 import numpy as np
 
-from studentpack import atomic
 from studentpack.bench import server_metrics
 from studentpack.bench.texts import RequestTexts, load_request_texts
 from studentpack.engines.remote import oip_server_facts
-from studentpack.errors import UserError
+from studentpack.ground import atomic
+from studentpack.ground.errors import UserError
 
 SCHEMA = "studentpack.loadtest/1"
 RESULT_FILE = "loadtest.json"
@@ -71,7 +71,7 @@ class LoadtestOptions:
         if self.endpoint not in ENDPOINTS:
             raise UserError(f"--endpoint {self.endpoint!r}: choose from {', '.join(ENDPOINTS)}")
         if self.client_cpus:
-            from studentpack.cpus import check_cpus
+            from studentpack.ground.cpus import check_cpus
 
             check_cpus(self.client_cpus, "--client-cpus")
 
@@ -283,7 +283,7 @@ def progress_line(level: dict[str, Any]) -> str:
 def run_loadtest(options: LoadtestOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every level in order; the results document (also written to `<out>/loadtest.json` when `out`)."""
     from studentpack.engines.remote import API_KEY_ENV, parse_url
-    from studentpack.provenance import machine_facts
+    from studentpack.ground.provenance import machine_facts
 
     require_locust()
     out_dir = Path(options.out).expanduser() if options.out else None
@@ -350,7 +350,7 @@ def _worker_spec(
 def _document(
     options: LoadtestOptions, target: Target, texts: RequestTexts, levels: list[dict[str, Any]], facts: dict[str, Any]
 ) -> dict[str, Any]:
-    from studentpack.provenance import package_versions
+    from studentpack.ground.provenance import package_versions
 
     good = [lv for lv in levels if lv["ok"]]
     best = max(good, key=lambda lv: lv["texts_per_s"]) if good else None

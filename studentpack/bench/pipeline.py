@@ -33,14 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studentpack import atomic
 from studentpack.bench.budget import REFERENCE_PROBE_MS, Calibration, calibrate
 from studentpack.bench.budget_keeper import BudgetKeeper
 from studentpack.bench.pipeline_config import PipelineConfig, StudentPlan
 from studentpack.bench.pipeline_plan import SERVED, TEACHER
 from studentpack.bench.stages import ChildFailed, Clock, Ledger, fingerprint, run_cli
 from studentpack.config import to_dict
-from studentpack.errors import UserError
+from studentpack.ground import atomic
+from studentpack.ground.errors import UserError
 
 
 @dataclass
@@ -171,7 +171,7 @@ class Pipeline:
 
     @property
     def teacher_dir(self) -> Path:
-        from studentpack.sources import resolve_model
+        from studentpack.text.sources import resolve_model
 
         return resolve_model(self.cfg.teacher).path
 
@@ -279,7 +279,7 @@ class Pipeline:
 
     def measure(self, served: list[Served]) -> None:
         """One server for every model; a load test and a served evaluation of each."""
-        from studentpack.provenance import hash_directory
+        from studentpack.ground.provenance import hash_directory
 
         digests = {m.name: hash_directory(m.path) for m in served}
         teacher = served[0]
@@ -323,7 +323,7 @@ class Pipeline:
         return self.out / model.run / "bench" / model.variant
 
     def _pinning(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
-        from studentpack.cpus import split_for_load_test
+        from studentpack.ground.cpus import split_for_load_test
 
         return split_for_load_test() if self.cfg.pin_cpus else None
 
@@ -431,7 +431,7 @@ def _shape_key(model_dir: Path) -> str:
 
 def _corpus_chars(cfg: PipelineConfig) -> int:
     """Characters of the distillation corpus (the cost model sizes the teacher cache's fill by it)."""
-    from studentpack.corpus import load_corpus
+    from studentpack.text.corpus import load_corpus
 
     try:
         return sum(len(t) for t in load_corpus(list(cfg.corpus) or None).texts)
@@ -440,15 +440,15 @@ def _corpus_chars(cfg: PipelineConfig) -> int:
 
 
 def _dir_digest(path: Path) -> str:
-    from studentpack.provenance import hash_directory
+    from studentpack.ground.provenance import hash_directory
 
     return hash_directory(path) if path.is_dir() else "missing"
 
 
 def _corpus_digest(cfg: PipelineConfig) -> list[str]:
     """Files by content, embedded corpora by their text; hub datasets by name."""
-    from studentpack.corpus import EMBEDDED, load_corpus
-    from studentpack.sources import EMBEDDED_CORPUS
+    from studentpack.text.corpus import EMBEDDED, load_corpus
+    from studentpack.text.sources import EMBEDDED_CORPUS
 
     out = []
     for spec in cfg.corpus or (EMBEDDED_CORPUS,):
@@ -481,7 +481,7 @@ def check_device(device: str) -> None:
     import onnxruntime
     import torch
 
-    from studentpack.errors import GpuUnavailableError
+    from studentpack.ground.errors import GpuUnavailableError
 
     if not torch.cuda.is_available():
         raise GpuUnavailableError(f"--device {device}: torch sees no CUDA device")

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$")
 
@@ -136,8 +136,9 @@ class PipelineConfig:
             return self.variants
         if self.device.startswith("cuda"):
             return ("fp32", "fp16")
-        from studentpack.export.presets import BF16_FLAGS, openvino_installed
-        from studentpack.provenance import cpu_flags
+        from studentpack.export.presets import openvino_installed
+        from studentpack.ground.isa import BF16_FLAGS
+        from studentpack.ground.provenance import cpu_flags
 
         if not openvino_installed():
             return ("fp32", "fused", "int8-dynamic")

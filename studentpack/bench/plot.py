@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 _COLORS = {"teacher": "#444444", "mha": "#1f77b4", "hs": "#2ca02c", "od": "#d62728"}
 _MARKERS = {

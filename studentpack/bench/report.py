@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from studentpack.bench.collect import Found, Model, find, parameter_count
-from studentpack.export.presets import cpu_class
+from studentpack.ground.isa import cpu_class
 from studentpack.tasks.agreement import RECALL_AT_10_FOR_97
 
 SCHEMA = "studentpack.report/1"
@@ -456,9 +456,9 @@ def _notes(rows: list[Row], found: Found) -> list[str]:
 
 def write_report(roots: list[Path], out: Path) -> dict[str, Any]:
     """report.json, report.md and pareto.png under `out`, each written atomically."""
-    from studentpack import atomic
     from studentpack.bench.markdown import render
     from studentpack.bench.plot import plot
+    from studentpack.ground import atomic
 
     atomic.check_writable_dir(out)
     report = build_report(roots)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 _LISTENING = re.compile(r"listening on (http://\S+)")
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from studentpack import atomic
+from studentpack.ground import atomic
 
 LEDGER_SCHEMA = "studentpack.pipeline/1"
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 DEFAULT_TEXTS = "embedded:heldout"  # held-out general English sentences (no labels needed)
 
@@ -39,13 +39,13 @@ def load_request_texts(spec: str | None, limit: int, seed: int, column: str | No
     Data files are read like `studentpack eval --data` (the eval split of a directory; `text`,
     `sentence` or both STS-B sentences); `embedded:pydoc` and plain-text corpus files also work.
     """
-    from studentpack.corpus import EMBEDDED
+    from studentpack.text.corpus import EMBEDDED
 
     spec = spec or DEFAULT_TEXTS
     if limit < 1:
         raise UserError("the request text pool needs at least 1 text")
     if spec in EMBEDDED:
-        from studentpack.corpus import load_corpus
+        from studentpack.text.corpus import load_corpus
 
         texts, source = load_corpus([spec]).texts, spec
     else:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 PYTRITON_ENV = "STUDENTPACK_PYTRITON"  # where the unpacked nvidia-pytriton wheel lies (holds tritonserver/)
 

@@ -274,7 +274,7 @@ def resolve_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from studentpack.numerics import tune_for_training
+    from studentpack.ground.numerics import tune_for_training
 
     tuning = tune_for_training()  # first, before torch's thread pool exists and before large allocations
     from studentpack.distill.rundir import (
@@ -287,7 +287,7 @@ def run(args: argparse.Namespace) -> int:
         write_config,
         write_inputs,
     )
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     if args.resume:
         if args.out or args.config or args.set or _explicit_settings(args) or args.overwrite:

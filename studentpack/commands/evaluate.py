@@ -111,7 +111,7 @@ def config_mapping(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from studentpack.config import build
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
     from studentpack.tasks import EvalConfig, evaluate
     from studentpack.tasks.report import table
 

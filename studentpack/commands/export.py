@@ -227,7 +227,7 @@ def _default_out(model: str | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from studentpack.config import build
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     if not args.onnx:
         raise UserError("choose an export format: --onnx (the only one so far)")

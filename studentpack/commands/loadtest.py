@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 HELP = "load-test a served model with locust (p50/p95/p99, throughput, server batching)"
 DESCRIPTION = """\
@@ -52,7 +52,7 @@ def _levels(text: str) -> tuple[int, ...]:
 
 
 def _cpus(text: str) -> tuple[int, ...]:
-    from studentpack.cpus import parse_cpu_list
+    from studentpack.ground.cpus import parse_cpu_list
 
     try:
         return parse_cpu_list(text)

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 HELP = "serve models over HTTP (Open Inference Protocol v2, /v1/embeddings, /v1/classify)"
 DESCRIPTION = """\
@@ -137,7 +137,7 @@ def _derived_names(paths: list[Path]) -> dict[Path, str]:
 def _packaged_if_default(path: Path) -> Path:
     """`default` (when no such directory exists here) is the packaged teacher: the usual PyTorch baseline."""
     if str(path) == "default" and not path.exists():
-        from studentpack.sources import packaged_teacher_dir
+        from studentpack.text.sources import packaged_teacher_dir
 
         return packaged_teacher_dir()
     return path
@@ -160,7 +160,7 @@ def _check_device(device: str, paths: list[Path]) -> None:
         return
     from studentpack.engines.graph import graph_file
     from studentpack.engines.openvino import check_device as check_openvino_device
-    from studentpack.errors import GpuUnavailableError
+    from studentpack.ground.errors import GpuUnavailableError
 
     for path in paths:
         graph = graph_file(path)
@@ -192,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = _config(args)
     if args.cpus:
-        from studentpack.cpus import parse_cpu_list, pin_process
+        from studentpack.ground.cpus import parse_cpu_list, pin_process
 
         pin_process(parse_cpu_list(args.cpus), "--cpus")  # before any runtime starts its threads
     models = {name: _packaged_if_default(path) for name, path in model_names(args.models).items()}

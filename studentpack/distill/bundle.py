@@ -7,10 +7,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from studentpack import adapter
 from studentpack.distill.plan import RunPlan
-from studentpack.features import FeatureRequest, Features
-from studentpack.mlm_head import MLMHead
+from studentpack.model import adapter
+from studentpack.model.features import FeatureRequest, Features
+from studentpack.model.mlm_head import MLMHead
 from studentpack.transfer.base import Transfer
 from studentpack.transfer.embedding import EmbeddingTransfer
 from studentpack.transfer.hidden import HiddenTransfer

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from studentpack import atomic
+from studentpack.ground import atomic
 
 ROOT = "checkpoints"
 _NAME = re.compile(r"^step-(\d{8})$")
@@ -111,7 +111,7 @@ def load(accelerator: Any, path: Path, bundle: torch.nn.Module, optimizer: Any) 
     """Restore bundle, optimizer and this rank's RNG; return state.json."""
     state = atomic_read_json(path / "state.json")
     if state.get("world_size") != accelerator.num_processes:
-        from studentpack.errors import UserError
+        from studentpack.ground.errors import UserError
 
         raise UserError(
             f"checkpoint {path} was written by {state.get('world_size')} processes; resume with the same number"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from studentpack.student import StudentSpec
+from studentpack.model.student import StudentSpec
 
 Method = Literal["od", "hs", "mha", "emb", "hs+mha", "od+mha", "od+hs", "od+hs+mha", "emb+mha", "emb+hs", "emb+hs+mha"]
 METHODS: tuple[str, ...] = ("mha", "hs", "od", "emb", "hs+mha", "od+mha", "od+hs", "od+hs+mha", "emb+mha", "emb+hs",

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from studentpack.segments import segment_ids
+from studentpack.text.segments import segment_ids
 
 _MIN_CHUNK_TOKENS = 4
 _TOKENIZE_BATCH = 1000
@@ -45,7 +45,7 @@ def tokenize_corpus(
     on packed text; the teacher sees exactly the same input, so every transfer target stays consistent.
     Packed, isolated: the unpacked sequences ([CLS] line [SEP]) placed end to end in rows of at most
     max_length, with their lengths in `segments`, so the model can keep each line to itself
-    (studentpack.segments): the inputs of unpacked lines without their padding.
+    (studentpack.text.segments): the inputs of unpacked lines without their padding.
     """
     # [CLS] x [SEP] for BERT, <s> x </s> for RoBERTa: both tokenizers name them cls/sep
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id

@@ -17,10 +17,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from studentpack import adapter, atomic
 from studentpack.distill.data import BatchPlan, Chunks, collate_rows, mask_tokens
-from studentpack.mlm_head import MLMHead
-from studentpack.segments import encoder_inputs
+from studentpack.ground import atomic
+from studentpack.model import adapter
+from studentpack.model.mlm_head import MLMHead
+from studentpack.text.segments import encoder_inputs
 
 CACHE = "teacher_head"
 

@@ -9,12 +9,12 @@ from typing import Any
 
 from torch import nn
 
-from studentpack import atomic
 from studentpack.config import to_dict
 from studentpack.distill.plan import RunPlan
 from studentpack.distill.rundir import MANIFEST
-from studentpack.provenance import hash_directory, machine, package_versions
-from studentpack.sentence_head import save_dense
+from studentpack.ground import atomic
+from studentpack.ground.provenance import hash_directory, machine, package_versions
+from studentpack.model.sentence_head import save_dense
 
 FORMAT = "studentpack.distill/1"
 # sentence-transformers files that make the student load with SentenceTransformer(dir) too

@@ -6,12 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from studentpack import adapter
-from studentpack.corpus import Corpus, load_corpus
 from studentpack.distill.config import DistillConfig
-from studentpack.errors import UserError
-from studentpack.sources import ROBERTA_FAMILY, ModelSource, resolve_model
-from studentpack.student import StudentShape, can_copy_teacher, resolve_shape
+from studentpack.ground.errors import UserError
+from studentpack.model import adapter
+from studentpack.model.student import StudentShape, can_copy_teacher, resolve_shape
+from studentpack.text.corpus import Corpus, load_corpus
+from studentpack.text.sources import ROBERTA_FAMILY, ModelSource, resolve_model
 from studentpack.transfer.layer_map import LayerMap
 from studentpack.transfer.relations import choose_relation_heads, default_teacher_layer
 

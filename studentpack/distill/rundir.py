@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studentpack import atomic
 from studentpack.config import build, to_dict
 from studentpack.distill import checkpoint
 from studentpack.distill.config import DistillConfig
-from studentpack.errors import UserError
+from studentpack.ground import atomic
+from studentpack.ground.errors import UserError
 
 CONFIG = "distill_config.json"
 LOG = "log.jsonl"
@@ -99,7 +99,7 @@ def retire_checkpoints(run: RunDir, keep_final: bool) -> Path | None:
 
 def input_digests(plan: Any) -> dict[str, str]:
     """What the run reads and must not change under it: the teacher's files and the corpus text."""
-    from studentpack.provenance import hash_directory
+    from studentpack.ground.provenance import hash_directory
 
     return {"teacher_sha256": hash_directory(plan.teacher.path), "corpus_sha256": plan.corpus.sha256}
 

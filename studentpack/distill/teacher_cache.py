@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from studentpack.distill.data import Chunks, collate_rows
-from studentpack.features import FeatureRequest, Features
+from studentpack.model.features import FeatureRequest, Features
 
 BUILD_BATCH = 32  # rows per teacher call while filling the cache
 WORTH_EPOCHS = 1.5  # below this many visits per row, filling the cache costs more than it saves

@@ -20,8 +20,6 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from studentpack import adapter
-from studentpack.corpus import split_sentences
 from studentpack.distill import checkpoint, head_fit
 from studentpack.distill.bundle import (
     StudentBundle,
@@ -37,10 +35,12 @@ from studentpack.distill.plan import RunPlan
 from studentpack.distill.rundir import RunDir, retire_checkpoints, truncate_log
 from studentpack.distill.schedule import lr_factor
 from studentpack.distill.teacher_cache import TeacherCache, plan_cache
-from studentpack.errors import GpuUnavailableError
-from studentpack.mlm_head import MLMHead
-from studentpack.provenance import hash_directory
-from studentpack.student import build_student
+from studentpack.ground.errors import GpuUnavailableError
+from studentpack.ground.provenance import hash_directory
+from studentpack.model import adapter
+from studentpack.model.mlm_head import MLMHead
+from studentpack.model.student import build_student
+from studentpack.text.corpus import split_sentences
 
 # Fault injection for tests: SIGKILL this process right after the given step (a real, uncatchable kill).
 FAULT_KILL_ENV = "STUDENTPACK_FAULT_KILL_AFTER_STEP"
@@ -92,7 +92,7 @@ class Distiller:
             texts, self.tokenizer, cfg.max_length, pack=cfg.pack, isolate=cfg.isolate_lines
         )
         if not self.chunks.sequences:
-            from studentpack.errors import UserError
+            from studentpack.ground.errors import UserError
 
             raise UserError("the corpus yields no token sequences of at least 4 tokens")
         torch.manual_seed(cfg.seed)  # identical student initialisation on every rank

@@ -47,7 +47,7 @@ __all__ = [
 
 def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LENGTH, **kwargs: Any) -> Any:
     """A TextEncoder or TextClassifier for a model directory, an exported variant directory or a URL."""
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     if spec.startswith(("http://", "https://")):
         from studentpack.engines.remote import open_remote

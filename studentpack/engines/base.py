@@ -103,7 +103,7 @@ class LocalEncoder:
         return map_batches(texts, text_pairs, batch_size, progress, lambda f, s: self._run_batch(f, s, pool))
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
-        from studentpack.errors import UserError
+        from studentpack.ground.errors import UserError
 
         if self.labels:
             raise UserError(f"{self.description} is a classifier; it has no sentence embeddings")
@@ -118,7 +118,7 @@ class LocalEncoder:
         text_pairs: Sequence[str] | None = None,
     ) -> np.ndarray:
         """Logits (N, C); `text_pairs` feeds sentence pairs (cross-encoders such as an STS-B regressor)."""
-        from studentpack.errors import UserError
+        from studentpack.ground.errors import UserError
 
         if not self.labels:
             raise UserError(f"{self.description} is an embedding model, not a classifier")

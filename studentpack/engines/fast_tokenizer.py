@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 TOKENIZER_FILE = "tokenizer.json"
 
@@ -83,7 +83,7 @@ def load_graph_tokenizer(path: Path) -> Any:
     if (path / TOKENIZER_FILE).is_file():
         return FastTokenizer(path)
     try:
-        from studentpack import adapter
+        from studentpack.model import adapter
     except ImportError as exc:
         raise UserError(f"{path} has no {TOKENIZER_FILE}; reading its other tokenizer files needs the full "
                         "install (pip install 'studentpack[cpu]')") from exc  # fmt: skip

@@ -20,8 +20,8 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from studentpack.engines.base import DEFAULT_MAX_LENGTH, LocalEncoder
-from studentpack.errors import UserError
-from studentpack.pooling import l2_normalize_np
+from studentpack.ground.errors import UserError
+from studentpack.model.pooling import l2_normalize_np
 
 EXPORT_FILE = "export.json"
 # the file that marks a variant directory -> the engine that runs it

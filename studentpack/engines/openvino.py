@@ -24,7 +24,7 @@ import numpy as np
 
 from studentpack.engines.base import DEFAULT_MAX_LENGTH
 from studentpack.engines.graph import GraphSession
-from studentpack.errors import GpuUnavailableError, UserError
+from studentpack.ground.errors import GpuUnavailableError, UserError
 
 MODEL_FILE = "model.xml"
 WEIGHTS_FILE = "model.bin"

@@ -30,7 +30,7 @@ import numpy as np
 
 from studentpack.engines.base import DEFAULT_MAX_LENGTH
 from studentpack.engines.graph import GraphEncoder, GraphSession
-from studentpack.errors import GpuUnavailableError, UserError
+from studentpack.ground.errors import GpuUnavailableError, UserError
 
 CPU_PROVIDER = "CPUExecutionProvider"
 CUDA_PROVIDER = "CUDAExecutionProvider"

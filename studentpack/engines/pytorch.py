@@ -8,11 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from studentpack import adapter
 from studentpack.engines.base import LocalEncoder, is_classifier_config
-from studentpack.errors import GpuUnavailableError, UserError
-from studentpack.sentence_head import SentenceHead, load_sentence_head
-from studentpack.sources import ROBERTA_FAMILY
+from studentpack.ground.errors import GpuUnavailableError, UserError
+from studentpack.model import adapter
+from studentpack.model.sentence_head import SentenceHead, load_sentence_head
+from studentpack.text.sources import ROBERTA_FAMILY
 
 
 def torch_device(name: str) -> torch.device:

@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 
 from studentpack.engines.base import length_sorted_batches, scatter_rows
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ import onnx
 import torch
 from torch import nn
 
-from studentpack import adapter
 from studentpack.engines import is_classifier_config
-from studentpack.errors import UserError
-from studentpack.sentence_head import SentenceHead, dense_width, load_sentence_head
-from studentpack.sources import ROBERTA_FAMILY
+from studentpack.ground.errors import UserError
+from studentpack.model import adapter
+from studentpack.model.sentence_head import SentenceHead, dense_width, load_sentence_head
+from studentpack.text.sources import ROBERTA_FAMILY
 
 OPSET = 17
 MAX_IR_VERSION = 13  # onnxruntime 1.31 refuses IR > 13; onnx 1.23's helpers would write 14

@@ -29,17 +29,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from studentpack import adapter
-from studentpack.atomic import TMP_MARK, atomic_dir, remove_tree, write_json
-from studentpack.atomic import check_writable_dir as atomic_check_writable
 from studentpack.engines.graph import graph_file, read_export_info
 from studentpack.engines.ort import CUDA_PROVIDER, parse_device
-from studentpack.errors import UserError
 from studentpack.export import presets
-from studentpack.export.presets import IsaPreset
 from studentpack.export.validate import GateError, Gates
 from studentpack.export.variants import needed, registry
-from studentpack.provenance import cpu_flags, hash_directory, hash_texts, machine, package_versions
+from studentpack.ground import isa
+from studentpack.ground.atomic import TMP_MARK, atomic_dir, remove_tree, write_json
+from studentpack.ground.atomic import check_writable_dir as atomic_check_writable
+from studentpack.ground.errors import UserError
+from studentpack.ground.isa import IsaPreset
+from studentpack.ground.provenance import cpu_flags, hash_directory, hash_texts, machine, package_versions
+from studentpack.model import adapter
 
 SCHEMA = "studentpack.export/1"
 REJECTED = "rejected"
@@ -111,12 +112,12 @@ class _Plan:
 
 def plan(opts: ExportOptions) -> _Plan:
     """Every check that needs no model weights: bad input fails here, before any heavy work."""
-    from studentpack.sources import resolve_model
+    from studentpack.text.sources import resolve_model
 
     kind, _ = parse_device(opts.device)
     variants = presets.parse_variants(opts.variants or None, opts.device)
     flags = cpu_flags()
-    preset = presets.resolve_isa(opts.isa, flags)
+    preset = isa.resolve_isa(opts.isa, flags)
     _check_device(kind, opts.device, variants)
     if not opts.speed_shapes or any(shape not in ("text", *map(str, _TRIAL_BATCHES)) for shape in opts.speed_shapes):
         raise UserError(f"--speed-shapes {','.join(opts.speed_shapes)}: choose from 1, 32 and text")
@@ -209,8 +210,8 @@ def _check_openvino(variants: list[str]) -> None:
 
 def _texts(opts: ExportOptions, variants: tuple[str, ...]) -> tuple[list[str], list[str], dict[str, Any]]:
     """Accuracy sample and calibration texts; disjoint when they come from the same corpus."""
-    from studentpack.corpus import load_corpus
-    from studentpack.sources import EMBEDDED_CORPUS
+    from studentpack.text.corpus import load_corpus
+    from studentpack.text.sources import EMBEDDED_CORPUS
 
     needs_sample = any(v in presets.ACCURACY_VARIANTS for v in variants)
     needs_calibration = any(v in presets.CALIBRATED_VARIANTS for v in variants)
@@ -257,7 +258,7 @@ _OTHER_GENRE_TEXTS = 32
 def _gate_extras(sample: list[str], opts: ExportOptions) -> _Extras:
     """Texts the accuracy gates see beside the sample: inputs near the maximum length (sample texts joined
     until they must be cut) and, for the default sample, another genre of embedded text."""
-    from studentpack.corpus import EMBEDDED, load_corpus
+    from studentpack.text.corpus import EMBEDDED, load_corpus
 
     long: list[str] = []
     current: list[str] = []
@@ -271,7 +272,7 @@ def _gate_extras(sample: list[str], opts: ExportOptions) -> _Extras:
     other: list[str] = []
     other_spec = None
     if opts.sample is None:
-        from studentpack.sources import EMBEDDED_CORPUS
+        from studentpack.text.sources import EMBEDDED_CORPUS
 
         other_spec = next(spec for spec in EMBEDDED if spec != EMBEDDED_CORPUS)
         texts = load_corpus([other_spec]).texts
@@ -396,8 +397,8 @@ class _Builder:
 
         texts = self.p.sample or self.p.calibration
         if not texts:
-            from studentpack.corpus import load_corpus
-            from studentpack.sources import EMBEDDED_CORPUS
+            from studentpack.text.corpus import load_corpus
+            from studentpack.text.sources import EMBEDDED_CORPUS
 
             texts = load_corpus([EMBEDDED_CORPUS]).texts[:512]
         batches = [int(shape) for shape in self.opts.speed_shapes if shape != "text"]
@@ -583,7 +584,7 @@ class _Builder:
             "requested": self.opts.isa,
             "description": preset.description,
             "reduce_range": preset.reduce_range,
-            "cpu_flags": presets.relevant_flags(self.p.flags),
+            "cpu_flags": isa.relevant_flags(self.p.flags),
         }
 
 

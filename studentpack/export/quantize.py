@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 import onnx
 
-from studentpack.errors import UserError
 from studentpack.export.onnx import ModelInfo, save_model
 from studentpack.export.optimize import fused_model, quiet_fuser
-from studentpack.export.presets import CALIBRATION_METHODS, IsaPreset
+from studentpack.export.presets import CALIBRATION_METHODS
+from studentpack.ground.errors import UserError
+from studentpack.ground.isa import IsaPreset
 
 # operators that compute a MatMul in integer arithmetic, as written by the quantizer or by ORT
 INTEGER_MATMUL_OPS = (

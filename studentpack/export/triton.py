@@ -37,10 +37,10 @@ from typing import Any
 
 import onnx
 
-from studentpack.atomic import atomic_dir
 from studentpack.engines.remote import MAX_LENGTH_PARAMETER, SOURCE_SHA_PARAMETER
-from studentpack.errors import UserError
-from studentpack.provenance import hash_directory
+from studentpack.ground.atomic import atomic_dir
+from studentpack.ground.errors import UserError
+from studentpack.ground.provenance import hash_directory
 
 PER_TEXT_PARAMETER = "one_text_per_call"  # read by triton_python/model.py
 
@@ -223,7 +223,7 @@ def _write_ids_model(
 def _write_text_model(where: Path, directory: Path, outputs: list[TensorSpec], settings: TritonSettings) -> None:
     import json
 
-    from studentpack import adapter
+    from studentpack.model import adapter
 
     record = json.loads((directory / "export.json").read_text(encoding="utf-8"))
     classifier = record.get("kind") == "classifier"

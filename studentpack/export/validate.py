@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.errors import UserError
 from studentpack.export.onnx import ModelInfo
+from studentpack.ground.errors import UserError
 
 Feeds = dict[str, np.ndarray]
 Runner = Callable[[Feeds], dict[str, np.ndarray]]

@@ -6,7 +6,7 @@ import hmac
 import os
 from pathlib import Path
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 ENV_VAR = "STUDENTPACK_API_KEY"
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})

@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 Kind = Literal["embedding", "classifier"]
 
@@ -194,8 +194,8 @@ def check_model_dir(path: Path, force: bool = False, max_length: int = 0) -> Non
 
 def _check_export_record(path: Path, record: dict[str, Any], max_length: int = 0) -> None:
     """A variant that failed its gate, or was quantized for another CPU, is not served by accident."""
-    from studentpack.export.presets import preset_mismatch
-    from studentpack.provenance import cpu_flags
+    from studentpack.ground.isa import preset_mismatch
+    from studentpack.ground.provenance import cpu_flags
 
     status = record.get("status", "accepted")
     if status != "accepted" or path.resolve().parent.name == "rejected":
@@ -226,7 +226,7 @@ def load_backend(
     """Open a model directory for serving; CUDA that is not really used is an error, never a CPU fallback."""
     check_model_dir(path, force, max_length)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from studentpack.provenance import hash_directory
+    from studentpack.ground.provenance import hash_directory
 
     backend: Backend
     if is_variant_dir(path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.serving.length_split import CPU_CALL_COST_TOKENS
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")

@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.errors import UserError
-from studentpack.pooling import l2_normalize_np
+from studentpack.ground.errors import UserError
+from studentpack.model.pooling import l2_normalize_np
 from studentpack.serving.backends import Kind, ModelInfo, TextTokenizer, Tokenized, pad_batch
 
 

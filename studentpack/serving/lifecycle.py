@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from studentpack.batch_invariance import INVARIANT_COSINE, is_invariant
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.serving.backends import Backend, ModelInfo
 from studentpack.serving.batcher import Batcher
 from studentpack.serving.config import ServeConfig

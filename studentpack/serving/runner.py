@@ -22,7 +22,7 @@ from typing import Any
 
 import uvicorn
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.serving.config import ServeConfig
 from studentpack.serving.lifecycle import Lifecycle
 

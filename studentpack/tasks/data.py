@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.corpus import read_utf8
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
+from studentpack.text.corpus import read_utf8
 
 SUFFIXES = (".tsv", ".csv", ".jsonl", ".ndjson", ".json", ".txt")
 SPLIT_STEMS = {"train": ("train",), "eval": ("dev", "validation", "valid", "test")}

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from studentpack import adapter
 from studentpack.engines.pytorch import TorchEncoder, torch_device
+from studentpack.model import adapter
 
 
 @dataclass(frozen=True)

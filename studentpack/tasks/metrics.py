@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from studentpack.pooling import l2_normalize_np
+from studentpack.model.pooling import l2_normalize_np
 
 
 def spearman(x: np.ndarray, y: np.ndarray) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 Task = Literal["stsb", "sst2", "agreement"]
 

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studentpack import __version__, atomic
-from studentpack.errors import UserError
+from studentpack import __version__
+from studentpack.ground import atomic
+from studentpack.ground.errors import UserError
 
 EVAL_FORMAT = "studentpack.eval/1"
 EVAL_FILE = "eval.json"

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studentpack import atomic
 from studentpack.engines import is_classifier_config
 from studentpack.engines.graph import is_variant_dir
-from studentpack.errors import UserError
-from studentpack.sources import DEFAULT_TEACHER, packaged_teacher_dir, read_model_config, resolve_model
+from studentpack.ground import atomic
+from studentpack.ground.errors import UserError
 from studentpack.tasks import data as D
 from studentpack.tasks import report
 from studentpack.tasks.options import (
@@ -30,6 +29,7 @@ from studentpack.tasks.options import (
     EvalConfig,
 )
 from studentpack.tasks.report import EvalResult, scaled
+from studentpack.text.sources import DEFAULT_TEACHER, packaged_teacher_dir, read_model_config, resolve_model
 
 EXPORT_DIR = "onnx"  # `studentpack export <run>/student` writes its variants to <run>/onnx/<variant>/
 
@@ -339,7 +339,7 @@ def _result(
     metric = next(iter(fractions))
     metrics = {name: scaled(value) for name, value in fractions.items()}
     if ref.path is not None and ref.kind != "url":
-        from studentpack.provenance import hash_directory
+        from studentpack.ground.provenance import hash_directory
 
         details = {**details, "model_sha256": hash_directory(ref.path)}
     return EvalResult(
@@ -401,8 +401,8 @@ def _finetune(cfg: EvalConfig, ref: ModelRef, splits: Splits, model_dir: Path | 
 
 def _save_finetuned(model: Any, ref: ModelRef, model_dir: Path, cfg: EvalConfig, result: EvalResult) -> None:
     """The task model as a standard HF sequence-classification directory plus studentpack.json."""
-    from studentpack import adapter
-    from studentpack.provenance import package_versions
+    from studentpack.ground.provenance import package_versions
+    from studentpack.model import adapter
 
     manifest = {
         "format": "studentpack.finetune/1",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.tasks.data import LabeledSet
 from studentpack.tasks.metrics import accuracy
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 from studentpack.tasks.data import PairSet
 from studentpack.tasks.metrics import pearson, row_cosines, spearman
 

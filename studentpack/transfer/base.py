@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from studentpack.features import FeatureRequest, Features
+from studentpack.model.features import FeatureRequest, Features
 
 
 class Transfer(nn.Module):

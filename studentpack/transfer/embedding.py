@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from studentpack.features import FeatureRequest, Features
-from studentpack.segments import segment_means
+from studentpack.model.features import FeatureRequest, Features
+from studentpack.text.segments import segment_means
 from studentpack.transfer.base import Transfer
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from studentpack.features import FeatureRequest, Features
+from studentpack.model.features import FeatureRequest, Features
 from studentpack.transfer.base import Transfer, masked_token_mean
 from studentpack.transfer.layer_map import LayerMap
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 STRATEGIES = ("last", "top", "uniform", "uniform-last")
 _PAIR = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")

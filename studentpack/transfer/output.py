@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from studentpack.features import FeatureRequest, Features
+from studentpack.model.features import FeatureRequest, Features
 from studentpack.transfer.base import Transfer
 
 

@@ -15,9 +15,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from studentpack.errors import UserError
-from studentpack.features import FeatureRequest, Features
-from studentpack.segments import same_segment
+from studentpack.ground.errors import UserError
+from studentpack.model.features import FeatureRequest, Features
+from studentpack.text.segments import same_segment
 from studentpack.transfer.base import Transfer
 
 RELATIONS = ("qq", "kk", "vv")

@@ -73,8 +73,8 @@ def make_bf16(ctx: BuildContext, directory: Path) -> dict[str, Any]:
     disk, matrix products run in bf16 where the CPU has it (AVX512-BF16, AMX), softmax and norms in fp32."""
     import openvino as ov
 
-    from studentpack.export.presets import BF16_FLAGS
-    from studentpack.provenance import cpu_flags
+    from studentpack.ground.isa import BF16_FLAGS
+    from studentpack.ground.provenance import cpu_flags
 
     for name in (MODEL_FILE, WEIGHTS_FILE):
         shutil.copy2(ctx.work / "openvino" / name, directory / name)
@@ -92,7 +92,7 @@ def make_bf16(ctx: BuildContext, directory: Path) -> dict[str, Any]:
 
 
 def _missing_nncf() -> Exception:
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     return UserError("the openvino-int8 variant needs NNCF: pip install 'studentpack[openvino]'")
 

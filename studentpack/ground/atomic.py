@@ -124,7 +124,7 @@ def is_temporary(path: Path) -> bool:
 
 def check_writable_dir(path: str | Path, what: str = "output directory") -> None:
     """Fail before any work when `path` could not be created or written (a file, or a read-only parent)."""
-    from studentpack.errors import UserError
+    from studentpack.ground.errors import UserError
 
     target = Path(path)
     if target.exists() and not target.is_dir():

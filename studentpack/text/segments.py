@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from studentpack.sources import ROBERTA_FAMILY
+from studentpack.text.sources import ROBERTA_FAMILY
 
 
 def segment_ids(lengths: Sequence[Sequence[int]], width: int) -> torch.Tensor:

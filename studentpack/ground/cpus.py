@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from studentpack.errors import UserError
+from studentpack.ground.errors import UserError
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...]:

@@ -7,9 +7,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from studentpack.errors import UserError
-from studentpack.provenance import hash_texts
-from studentpack.sources import EMBEDDED_CORPUS
+from studentpack.ground.errors import UserError
+from studentpack.ground.provenance import hash_texts
+from studentpack.text.sources import EMBEDDED_CORPUS
 
 _MIN_WORDS = 4
 

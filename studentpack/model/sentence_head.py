@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from studentpack import atomic
-from studentpack.errors import UserError
-from studentpack.pooling import l2_normalize, mean_pool
+from studentpack.ground import atomic
+from studentpack.ground.errors import UserError
+from studentpack.model.pooling import l2_normalize, mean_pool
 
 MODULES_FILE = "modules.json"
 DENSE_DIR = "2_Dense"

@@ -121,7 +121,7 @@ def gpus() -> list[str]:
 
 def machine_facts() -> dict[str, object]:
     """machine() plus the CPU flags that decide INT8 speed, the CPUs this process may use, and GPUs."""
-    from studentpack.export.presets import relevant_flags
+    from studentpack.ground.isa import relevant_flags
 
     usable = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     return {**machine(), "cpu_flags": relevant_flags(cpu_flags()), "usable_cpus": usable, "gpus": gpus()}
