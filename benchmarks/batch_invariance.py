@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def export(model: str, out: Path) -> Path:
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
     from studentpack.export.presets import parse_variants
 
     variants = parse_variants([*parse_variants(None, "cpu"), "int8-static"], "cpu")  # the default set + static

@@ -1,6 +1,6 @@
 """Distillation throughput per method vs the teacher's forward-only throughput, in one run.
 
-Setting (issue 2): packaged teacher (all-MiniLM-L6-v2, 6 layers), 3-layer student, sequences of
+Setting: packaged teacher (all-MiniLM-L6-v2, 6 layers), 3-layer student, sequences of
 exactly 128 tokens, 2 threads. A distillation step costs one teacher forward plus the student's
 forward and backward, so for 3 of 6 layers the ceiling is about 0.4x the teacher's forward-only
 throughput. Writes benchmarks/results/distill_throughput.json with medians and ratios.

@@ -105,7 +105,8 @@ def make_student(teacher_dir: Path, out: Path) -> Path:
 
 def export(model_dir: Path, out: Path, isa: str, threads: int) -> Path:
     from studentpack.engines.graph import is_variant_dir
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
 
     variants = tuple(dict.fromkeys(VARIANT_OF.values()))
     if all(is_variant_dir(out / v) for v in variants):
@@ -262,10 +263,10 @@ def encoder_for(engine: str, model_dir: Path, onnx_dir: Path, threads: int) -> A
 def stsb_scores(model_dir: Path, onnx_dir: Path, threads: int) -> dict[str, float]:
     """STS-B dev Spearman x100 of every engine (zero-shot cosine of the sentence embeddings)."""
     from studentpack.tasks import data as task_data
-    from studentpack.tasks import stsb
+    from studentpack.tasks import sets, stsb
 
     table = task_data.read_table(task_data.locate(str(DATA / "stsb" / "dev.tsv"), "eval"))
-    pairs = task_data.stsb_pairs(table, task_data.Columns())
+    pairs = sets.stsb_pairs(table, sets.Columns())
     scores = {}
     for engine in ENGINES:
         encoder = encoder_for(engine, model_dir, onnx_dir, threads)
@@ -448,7 +449,7 @@ def _variant_mb(directory: Path, graph_file: Callable[[Path], Path | None]) -> f
 
 
 def aims(results: dict[str, Any]) -> dict[str, Any]:
-    """The issue's aims for the teacher: its fastest export variant that keeps STS-B within 1 point of
+    """The aims set for the teacher: its fastest export variant that keeps STS-B within 1 point of
     eager (ov-bf16 is not a variant), >= 2.5x eager at batch 32, >= 3x at batch 1 (sequence 128);
     the best INT8 variant at >= 65% of the INT8 GEMM floor at batch 32."""
     teacher = results.get("teacher")

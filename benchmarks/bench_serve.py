@@ -115,7 +115,8 @@ def text_pool(n: int, source: str = "sst2") -> list[str]:
 def variant_dir(args: argparse.Namespace) -> Path:
     if args.model is not None:
         return args.model
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
     from studentpack.text.sources import packaged_teacher_dir
 
     out = args.work / "teacher-onnx"

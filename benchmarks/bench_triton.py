@@ -92,7 +92,7 @@ def run_ours(variant: Path, name: str, args: argparse.Namespace, out: Path, padd
 
 
 def run_triton(repo: Path, name: str, args: argparse.Namespace, out: Path) -> dict[str, Any]:
-    from studentpack.bench.triton_server import TritonServer
+    from triton_server import TritonServer  # benchmarks/triton_server.py: this script's directory is on sys.path
 
     with TritonServer(repo, [name], pytriton=args.pytriton) as server:
         return loadtest(server.url, name, args, out)

@@ -1,4 +1,4 @@
-"""Issue 9's long runs on a lent GPU, in one device call: the study's best transfer (HS, uniform-last, on
+"""The long distillation runs on a lent GPU, in one device call: the study's best transfer (HS, uniform-last, on
 sentences packed in isolation) for the 3- and 2-layer students at a budget a CPU session cannot
 reach, scored on the shared data.
 

@@ -40,9 +40,9 @@ def main() -> None:
     students = [replace(s, steps=plan["steps"][s.name]) for s in cfg.students if s.name in plan["steps"]]
     mappings = {s.name: json.loads((args.run / "logs" / f"{s.name}.distill.json").read_text()) for s in students}
     tasks = sorted({u.split(":")[2] for u in ledger["units"] if u.startswith(("eval:", "served-eval:"))})
-    from studentpack.bench.pipeline import _corpus_chars
+    from studentpack.bench.input_digests import corpus_chars
 
-    estimates = unit_estimates(cfg, students, mappings, tasks, _corpus_chars(cfg), factor)
+    estimates = unit_estimates(cfg, students, mappings, tasks, corpus_chars(cfg), factor)
     runs = ["teacher", *(s.name for s in students)]
     units = []
     for unit, entry in ledger["units"].items():

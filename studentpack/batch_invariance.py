@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from studentpack.tasks.metrics import row_cosines
+
 INVARIANT_COSINE = 0.9999  # at or above: the model is served in batches
 
 # short and long, plain and odd: a one-word text, a sentence, a list, and a text past 128 tokens
@@ -47,10 +49,7 @@ def worst_batch_cosine(encode: Encode, texts: Sequence[str] = PROBE_TEXTS) -> fl
     worst = 1.0
     for order in _mixes(len(texts)):
         together = np.asarray(encode([texts[i] for i in order]), dtype=np.float64)  # (len(order), D)
-        reference = alone[order]
-        norms = np.linalg.norm(together, axis=1) * np.linalg.norm(reference, axis=1)
-        cosines = (together * reference).sum(axis=1) / np.maximum(norms, 1e-12)
-        worst = min(worst, float(cosines.min()))
+        worst = min(worst, float(row_cosines(together, alone[order]).min()))
     return worst
 
 

@@ -16,6 +16,7 @@ from types import ModuleType
 
 from studentpack import __version__
 from studentpack.ground.errors import UserError
+from studentpack.ground.extras import EXTRA_OF_MODULE, missing_extra_message
 
 # verb -> module under studentpack.commands; the order is the order shown in --help
 VERBS: dict[str, str] = {
@@ -81,6 +82,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._module.run(args) or 0)
     except UserError as exc:
         print(f"studentpack {args.verb}: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:
+        missing = (exc.name or "").split(".")[0]
+        if missing not in EXTRA_OF_MODULE:
+            raise
+        print(f"studentpack {args.verb}: error: {missing_extra_message(missing)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"studentpack {args.verb}: interrupted", file=sys.stderr)

@@ -34,7 +34,8 @@ def test_an_encoder_that_depends_on_its_batch_is_caught() -> None:
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
     from tests.tiny import save_bert_dir
 
     root = tmp_path_factory.mktemp("invariance")

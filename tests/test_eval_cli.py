@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from studentpack.tasks import data as D
+from studentpack.tasks import sets
 from tests.test_eval_support import (
     perturbed_copy,
     reference_embeddings,
@@ -137,7 +138,7 @@ def test_agreement_with_itself_is_100_and_perturbed_copies_lower(
     assert same["metric"] == "recall_at_10" and same["value"] == 100.0
     assert same["metrics"]["mean_cosine"] == pytest.approx(100.0, abs=1e-4)
     assert same["metrics"]["rank_spearman"] == 100.0
-    pairs = D.stsb_pairs(D.read_table(str(stsb_known)), D.Columns())
+    pairs = sets.stsb_pairs(D.read_table(str(stsb_known)), sets.Columns())
     assert same["n"] == len(set(pairs.first + pairs.second)) > 10  # every distinct sentence of the pairs
     small = run_json(capsys, *base, "--teacher", str(perturbed[0.05]))
     large = run_json(capsys, *base, "--teacher", str(perturbed[0.5]))

@@ -11,15 +11,16 @@ import pytest
 
 from studentpack.ground.errors import UserError
 from studentpack.tasks import data as D
+from studentpack.tasks import sets, shipped
 from tests.test_eval_support import STSB_HEADER, stsb_tsv, write_jsonl, write_table
 
 
-def load_stsb(source: str | Path, **columns: str) -> D.PairSet:
-    return D.stsb_pairs(D.read_table(str(source)), D.Columns(**columns))
+def load_stsb(source: str | Path, **columns: str) -> sets.PairSet:
+    return sets.stsb_pairs(D.read_table(str(source)), sets.Columns(**columns))
 
 
-def load_sst2(source: str | Path, **columns: str) -> D.LabeledSet:
-    return D.sst2_labeled(D.read_table(str(source)), D.Columns(**columns))
+def load_sst2(source: str | Path, **columns: str) -> sets.LabeledSet:
+    return sets.sst2_labeled(D.read_table(str(source)), sets.Columns(**columns))
 
 
 def test_shared_tsv_layout_keeps_quotes_and_reads_scores(tmp_path: Path) -> None:
@@ -58,13 +59,13 @@ def test_json_list_and_txt(tmp_path: Path) -> None:
     (tmp_path / "d.json").write_text('[{"sentence": "a", "label": "1"}]', encoding="utf-8")
     assert load_sst2(tmp_path / "d.json").labels.tolist() == [1]
     (tmp_path / "t.txt").write_text("one line\n\n two \n", encoding="utf-8")
-    texts = D.plain_texts(D.read_table(str(tmp_path / "t.txt")), D.Columns())
+    texts = sets.plain_texts(D.read_table(str(tmp_path / "t.txt")), sets.Columns())
     assert texts.texts == ["one line", "two"]
 
 
 def test_plain_texts_from_stsb_uses_both_sentences_once(tmp_path: Path) -> None:
     path = stsb_tsv(tmp_path / "dev.tsv", [("a", "b", 1.0), ("b", "c", 2.0)])
-    assert D.plain_texts(D.read_table(str(path)), D.Columns()).texts == ["a", "b", "c"]
+    assert sets.plain_texts(D.read_table(str(path)), sets.Columns()).texts == ["a", "b", "c"]
 
 
 def test_directory_layout_and_split_override(tmp_path: Path) -> None:
@@ -81,16 +82,16 @@ def test_directory_layout_and_split_override(tmp_path: Path) -> None:
 def test_subsets_are_stable_and_seeded(tmp_path: Path) -> None:
     rows = [(i % 2, f"s{i}") for i in range(50)]
     data = load_sst2(write_table(tmp_path / "d.tsv", ["label", "sentence"], rows))
-    assert D.head(data, 3).texts == ["s0", "s1", "s2"]
-    a, b, c = D.sample(data, 10, 0), D.sample(data, 10, 0), D.sample(data, 10, 1)
+    assert sets.head(data, 3).texts == ["s0", "s1", "s2"]
+    a, b, c = sets.sample(data, 10, 0), sets.sample(data, 10, 0), sets.sample(data, 10, 1)
     assert a.texts == b.texts and a.texts != c.texts and len(a) == 10
-    assert D.sample(data, None, 0) is data
+    assert sets.sample(data, None, 0) is data
 
 
 def test_embedded_docstrings_are_prose_not_distillation_corpus() -> None:
     from studentpack.text.corpus import embedded_paragraphs
 
-    texts = D.embedded_docstrings(200)
+    texts = shipped.embedded_docstrings(200)
     assert len(texts) == 200 and len(set(texts)) == 200
     assert all(len(t.split()) >= 6 for t in texts)
     assert not set(texts) & set(embedded_paragraphs())
@@ -104,9 +105,9 @@ def _shingles(text: str, n: int = 8) -> set[tuple[str, ...]]:
 def test_heldout_english_shares_no_8_words_with_any_shipped_corpus() -> None:
     from studentpack.text.corpus import EMBEDDED, load_corpus
 
-    texts = D.heldout_english()
+    texts = shipped.heldout_english()
     assert len(texts) == 1000 and len({t.lower() for t in texts}) == 1000
-    assert D.read_table(D.locate(D.EMBEDDED_HELDOUT, "eval"), "eval").rows[0]["text"] == texts[0]
+    assert D.read_table(D.locate(shipped.EMBEDDED_HELDOUT, "eval"), "eval").rows[0]["text"] == texts[0]
     held = set().union(*(_shingles(t) for t in texts))
     for corpus in EMBEDDED:
         seen = set().union(*(_shingles(t) for t in load_corpus([corpus]).texts))
@@ -139,7 +140,7 @@ def test_hub_loading_goes_through_datasets(monkeypatch: pytest.MonkeyPatch) -> N
         return _FakeDataset({"sentence1": ["a", "b"], "sentence2": ["c", "d"], "label": [4.0, 1.5], "idx": [0, 1]})
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    pairs = D.stsb_pairs(D.read_table("hub:glue/stsb", "eval"), D.Columns())
+    pairs = sets.stsb_pairs(D.read_table("hub:glue/stsb", "eval"), sets.Columns())
     assert calls == [("nyu-mll/glue", "stsb", "validation")]
     assert pairs.first == ["a", "b"] and pairs.scores.tolist() == [4.0, 1.5]
     assert pairs.source == "hub:glue/stsb[validation]"

@@ -10,7 +10,7 @@ import pytest
 from studentpack.engines import TextClassifier, TextEncoder
 from studentpack.ground.errors import UserError
 from studentpack.tasks import agreement, metrics, sst2, stsb
-from studentpack.tasks.data import LabeledSet, PairSet, TextSet
+from studentpack.tasks.sets import LabeledSet, PairSet, TextSet
 from tests.test_eval_support import AngleEncoder, KeywordClassifier, TableEncoder
 
 

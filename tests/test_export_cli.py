@@ -139,7 +139,8 @@ def test_kill_mid_export_leaves_no_directory(tiny_bert_dir: Path, tmp_path: Path
         proc.wait()
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == []
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
 
     (result,) = export_variants(
         ExportOptions(model=str(tiny_bert_dir), out=str(out), variants=("fp32",), threads=1), log=lambda _l: None

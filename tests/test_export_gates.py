@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from studentpack.export.onnx import EMBEDDING_OUTPUTS, ModelInfo
+from studentpack.export.onnx import EMBEDDING_OUTPUTS, GraphFacts
 from studentpack.export.validate import (
     AccuracyError,
     Case,
@@ -23,7 +23,7 @@ from studentpack.export.validate import (
 )
 from studentpack.ground.errors import UserError
 
-INFO = ModelInfo(
+INFO = GraphFacts(
     kind="embedding",
     model_type="bert",
     input_names=("input_ids", "attention_mask", "token_type_ids"),
@@ -166,7 +166,8 @@ def test_forced_gate_failure_leaves_only_rejected(tiny_bert_dir: Path, tmp_path:
 
 
 def test_parity_failure_rejects_the_derived_variants_too(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
 
     out = tmp_path / "onnx"
     options = ExportOptions(

@@ -18,7 +18,8 @@ CPU_VARIANTS = ("fp32", "fused", "int8-dynamic", "int8-static")
 
 @pytest.fixture(scope="module")
 def exported(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Any]]:
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
 
     out = tmp_path_factory.mktemp("export") / "onnx"
     options = ExportOptions(
@@ -161,7 +162,8 @@ def test_int8_static_is_qdq_with_ffn_output_kept_fp32(exported: tuple[Path, list
 
 
 def test_int8_dynamic_from_the_fused_graph(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
 
     out = tmp_path / "o"
     opts = ExportOptions(model=str(tiny_bert_dir), out=str(out), variants=("int8-dynamic",), int8_source="fused",
@@ -214,7 +216,8 @@ def test_variant_dirs_score_through_the_encode_protocol(exported: tuple[Path, li
 
 
 def test_only_int8_requested_still_builds_but_does_not_write_fp32(tiny_bert_dir: Path, tmp_path: Path) -> None:
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
 
     out = tmp_path / "o"
     options = ExportOptions(

@@ -121,7 +121,8 @@ def test_fp16_conversion_logic(fp32_graph: tuple[Path, Any], tmp_path: Path) -> 
     import numpy as np
     import onnxruntime as ort
 
-    from studentpack.export.validate import Case, cosines, parity_feeds
+    from studentpack.export.validate import Case, parity_feeds
+    from studentpack.tasks.metrics import row_cosines
 
     try:
         half = ort.InferenceSession(str(tmp_path / "fp16.onnx"), providers=["CPUExecutionProvider"])
@@ -131,7 +132,7 @@ def test_fp16_conversion_logic(fp32_graph: tuple[Path, Any], tmp_path: Path) -> 
     feeds = parity_feeds(info, Case(4, 20))
     a = full.run(["sentence_embedding"], feeds)[0]
     b = half.run(["sentence_embedding"], feeds)[0]
-    assert b.dtype == np.float32 and cosines(a, b).min() > 0.999
+    assert b.dtype == np.float32 and row_cosines(a, b).min() > 0.999
 
 
 def test_classifier_export(tmp_path: Path) -> None:
@@ -139,7 +140,8 @@ def test_classifier_export(tmp_path: Path) -> None:
     import numpy as np
 
     from studentpack.engines import open_model
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
     from tests.tiny import SENTENCES, save_classifier_dir
 
     src = save_classifier_dir(tmp_path / "clf", seed=0)
@@ -162,7 +164,8 @@ def test_classifier_export(tmp_path: Path) -> None:
 
 def test_eval_task_stsb_gate(tiny_bert_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("studentpack.tasks.stsb")
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
     from tests.tiny import SENTENCES
 
     data = tmp_path / "dev.tsv"

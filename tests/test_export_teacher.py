@@ -10,7 +10,9 @@ import pytest
 
 @pytest.mark.slow
 def test_packaged_teacher_passes_every_gate(tmp_path: Path) -> None:
-    from studentpack.export.pipeline import _LONG_TEXTS, _OTHER_GENRE_TEXTS, ExportOptions, export_variants
+    from studentpack.export.gate_inputs import LONG_TEXTS, OTHER_GENRE_TEXTS
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
     from studentpack.text.sources import packaged_teacher_dir
 
     packaged_teacher_dir()  # a clear error if the package is missing
@@ -24,6 +26,6 @@ def test_packaged_teacher_passes_every_gate(tmp_path: Path) -> None:
     assert fused["Attention"] == 6 and fused["SkipLayerNormalization"] == 12 and fused["BiasGelu"] == 6
     accuracy = records["int8-dynamic"]["accuracy"]
     assert accuracy["mean_cosine"] >= 0.99 and accuracy["worst_cosine"] >= 0.95
-    assert accuracy["texts"] == 256 + _LONG_TEXTS + _OTHER_GENRE_TEXTS  # the sample, maximum-length inputs, other genre
+    assert accuracy["texts"] == 256 + LONG_TEXTS + OTHER_GENRE_TEXTS  # the sample, maximum-length inputs, other genre
     assert records["int8-dynamic"]["quantization"]["quantized_matmuls"] == 36  # 6 weight GEMMs x 6 layers
     assert records["int8-dynamic"]["file_bytes"] < 0.3 * records["fp32"]["file_bytes"]

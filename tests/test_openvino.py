@@ -27,7 +27,8 @@ VARIANTS = ("fp32", "openvino", "openvino-bf16", "openvino-int8")
 
 @pytest.fixture(scope="module")
 def exported(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Any]]:
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
 
     out = tmp_path_factory.mktemp("ov") / "onnx"
     options = ExportOptions(
@@ -139,7 +140,8 @@ def test_encode_protocol_matches_pytorch(exported: tuple[Path, list[Any]], tiny_
 
 
 def test_classifier_logits_through_openvino(tmp_path: Path) -> None:
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
     from tests.tiny import save_classifier_dir
 
     src = save_classifier_dir(tmp_path / "clf", seed=0)
@@ -213,7 +215,7 @@ def test_truncated_weights_are_a_clear_error(exported: tuple[Path, list[Any]], t
 
 
 def test_cuda_is_refused_not_run_on_the_cpu(exported: tuple[Path, list[Any]], tiny_bert_dir: Path, tmp_path: Path):
-    from studentpack.export.pipeline import ExportOptions, plan
+    from studentpack.export.options import ExportOptions, plan
 
     with pytest.raises(GpuUnavailableError, match="OpenVINO has no CUDA device"):
         open_model(str(exported[0] / "openvino"), device="cuda")
@@ -226,7 +228,7 @@ def test_export_without_nncf_says_what_to_install(
 ) -> None:
     import importlib.util
 
-    from studentpack.export.pipeline import ExportOptions, plan
+    from studentpack.export.options import ExportOptions, plan
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "nncf" else real(name, *a))

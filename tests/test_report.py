@@ -1,14 +1,16 @@
-"""`studentpack report` from hand-made artifacts with known figures: rows, % of teacher, frontier, PNG."""
+"""`studentpack report` from hand-made artifacts with known figures: rows, % of teacher, frontier, SVG."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
 from studentpack.bench.markdown import render
+from studentpack.bench.plot import PLOT_FILE, plot
 from studentpack.bench.report import build_report, write_report
 from studentpack.cli import main
 from studentpack.ground.provenance import hash_directory
@@ -157,11 +159,11 @@ def test_a_local_result_is_used_only_without_a_served_one_and_is_marked(runs: Pa
     assert any("locally" in note and "b int8-dynamic" in note for note in report["notes"])
 
 
-def test_cli_writes_markdown_json_and_a_png(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_writes_markdown_json_and_an_svg(runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "report"
     assert main(["report", str(runs), "--out", str(out)]) == 0
-    (tmp_path.parent / "last-fixture-pareto.png").write_bytes((out / "pareto.png").read_bytes())
-    assert (out / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path.parent / "last-fixture-pareto.svg").write_bytes((out / PLOT_FILE).read_bytes())
+    _check_plot((out / PLOT_FILE).read_bytes(), ["teacher torch (baseline)", "a fp32", "b int8-dynamic"], points=6)
     markdown = (out / "report.md").read_text()
     table = [line for line in markdown.splitlines() if line.startswith("| ") and "---" not in line]
     assert len(table) == 1 + 6  # header + one row per model x variant
@@ -170,6 +172,27 @@ def test_cli_writes_markdown_json_and_a_png(runs: Path, tmp_path: Path, capsys: 
     printed = capsys.readouterr().out
     assert "a int8-dynamic keeps 97.0% of the teacher on STS-B zero-shot and is 5.00x faster than the" in printed
     assert "than the baseline on AVX2 (2.00 ms against 10.00 ms" in printed
+
+
+def _check_plot(document: bytes, names: list[str], points: int) -> ElementTree.Element:
+    """A well-formed SVG naming each of `names`, with a marker per point."""
+    root = ElementTree.fromstring(document)
+    assert root.tag.endswith("svg")
+    texts = [t.text for t in root.iter() if t.tag.endswith("text")]
+    assert all(name in texts for name in names), texts
+    assert sum(e.get("class") == "marker" for e in root.iter()) == points
+    return root
+
+
+def test_the_plot_escapes_names_and_draws_an_empty_panel(runs: Path) -> None:
+    report = build_report([runs])
+    row = next(r for r in report["rows"] if r["name"] == "a fp32")
+    row["name"] = 'a <fp32> & "b"'  # names come from directory names
+    _check_plot(plot(report), ['a <fp32> & "b"', "b fp32"], points=6)
+    for r in report["rows"]:
+        r["score"] = None
+    root = _check_plot(plot(report), ["no row with both accuracy and latency"], points=0)
+    assert "cpu: accuracy vs served latency" in [t.text for t in root.iter() if t.tag.endswith("text")]
 
 
 def test_one_panel_per_device_and_per_device_baselines(runs: Path, tmp_path: Path) -> None:
@@ -181,6 +204,8 @@ def test_one_panel_per_device_and_per_device_baselines(runs: Path, tmp_path: Pat
     assert report["devices"] == ["cpu", "cuda:0"]
     gpu_rows = [r for r in report["rows"] if r["device"] == "cuda:0"]
     assert len(gpu_rows) == 1 and gpu_rows[0]["baseline"]
+    panels = ["cpu: accuracy vs served latency", "cuda:0: accuracy vs served latency"]
+    _check_plot(plot(report), panels, points=7)
 
 
 def test_nothing_to_report_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

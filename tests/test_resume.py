@@ -3,30 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
 from studentpack.cli import main
-from studentpack.distill.trainer import FAULT_KILL_ENV
+from tests.killing import checkpoint_steps, kill_when, last_checkpoint_step, last_logged_step, studentpack
 from tests.tiny import SENTENCES
 
 ARGS = ["--method", "hs+mha", "--student-layers", "2", "--steps", "16", "--batch-size", "4",
         "--checkpoint-every", "5", "--log-every", "1", "--threads", "1", "--quiet"]  # fmt: skip
 
 
-def _run_killed_after(
-    step: int, teacher: Path, corpus: Path, out: Path, *extra: str
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, FAULT_KILL_ENV: str(step)}
-    cmd = [sys.executable, "-m", "studentpack", "distill", "--teacher", str(teacher), "--corpus", str(corpus),
-           "--out", str(out), *ARGS, *extra]  # fmt: skip
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+def _run_killed_when(moment: Callable[[Path], bool], teacher: Path, corpus: Path, out: Path, *extra: str) -> None:
+    """`studentpack distill` in a child process, SIGKILLed once `moment(out)` holds."""
+    cmd = studentpack("distill", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out), *ARGS, *extra)
+    kill_when(cmd, lambda: moment(out))
 
 
 def test_resume_after_sigkill_matches_uninterrupted(tiny_bert_dir: Path, tmp_path: Path) -> None:
@@ -36,14 +30,14 @@ def test_resume_after_sigkill_matches_uninterrupted(tiny_bert_dir: Path, tmp_pat
     base = ["distill", "--teacher", str(tiny_bert_dir), "--corpus", str(corpus), *ARGS]
     assert main([*base, "--out", str(whole)]) == 0
 
-    killed = _run_killed_after(13, tiny_bert_dir, corpus, broken)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    # killed 2 steps past the checkpoint at step 10: the log runs ahead of the newest checkpoint
+    _run_killed_when(lambda run: last_logged_step(run) >= 12, tiny_bert_dir, corpus, broken)
     assert not (broken / "student").exists()
     assert sorted(p.name for p in (broken / "checkpoints").iterdir() if not p.name.startswith(".")) == [
         "step-00000005",
         "step-00000010",
     ]
-    assert [json.loads(x)["step"] for x in (broken / "log.jsonl").read_text().splitlines()][-1] == 13
+    assert last_logged_step(broken) > 10, "the kill must leave log lines past the checkpoint to drop on resume"
 
     assert main(["distill", "--resume", str(broken), "--quiet"]) == 0
     want = load_file(str(whole / "student" / "model.safetensors"))
@@ -64,9 +58,8 @@ def test_kill_during_the_first_steps_leaves_nothing_resumable_or_finished(
     corpus = tmp_path / "text.txt"
     corpus.write_text("\n".join(SENTENCES) + "\n")
     out = tmp_path / "run"
-    killed = _run_killed_after(2, tiny_bert_dir, corpus, out)
-    assert killed.returncode == -signal.SIGKILL
-    assert not (out / "student").exists()
+    _run_killed_when(lambda run: last_logged_step(run) >= 2, tiny_bert_dir, corpus, out)
+    assert checkpoint_steps(out) == [] and not (out / "student").exists()
     assert main(["distill", "--resume", str(out)]) == 2
     assert "no checkpoint to resume from" in capsys.readouterr().err
 
@@ -80,7 +73,8 @@ def test_tokens_seen_survive_a_resume_when_checkpoints_fall_between_log_lines(
     # checkpoints every 5 steps, log lines every 3: the checkpoint at step 10 falls inside a log window
     base = ["distill", "--teacher", str(tiny_bert_dir), "--corpus", str(corpus), *ARGS, "--log-every", "3"]
     assert main([*base, "--out", str(whole)]) == 0
-    assert _run_killed_after(13, tiny_bert_dir, corpus, broken, "--log-every", "3").returncode == -signal.SIGKILL
+    _run_killed_when(lambda run: last_checkpoint_step(run) >= 10, tiny_bert_dir, corpus, broken, "--log-every", "3")
+    assert checkpoint_steps(broken)[-1] == 10, "the resume must start from a checkpoint between log lines"
     assert main(["distill", "--resume", str(broken), "--quiet"]) == 0
     want = json.loads((whole / "student" / "studentpack.json").read_text())["tokens_seen"]
     got = json.loads((broken / "student" / "studentpack.json").read_text())["tokens_seen"]
@@ -93,7 +87,7 @@ def test_resume_refuses_an_edited_corpus_unless_allowed(
     corpus = tmp_path / "text.txt"
     corpus.write_text("\n".join(SENTENCES * 5) + "\n")
     out = tmp_path / "run"
-    assert _run_killed_after(7, tiny_bert_dir, corpus, out).returncode == -signal.SIGKILL
+    _run_killed_when(lambda run: last_checkpoint_step(run) >= 5, tiny_bert_dir, corpus, out)
     assert json.loads((out / "inputs.json").read_text())["corpus_sha256"]
     corpus.write_text("\n".join(SENTENCES[::-1] * 5) + "\n")  # same lines, another order: another corpus
     assert main(["distill", "--resume", str(out), "--quiet"]) == 2

@@ -17,8 +17,8 @@ from studentpack.cli import main
 from studentpack.distill.data import collate, collate_rows, tokenize_corpus
 from studentpack.model import adapter
 from studentpack.model.features import FeatureRequest
+from studentpack.model.pooling import mean_pool as pooled
 from studentpack.text.segments import encoder_inputs, positions_within, same_segment, segment_ids, segment_means
-from studentpack.transfer.embedding import pooled
 from studentpack.transfer.relations import relation_kl
 from tests.tiny import SENTENCES, make_tokenizer, save_roberta_dir
 

@@ -101,7 +101,9 @@ def cli(*args: str) -> list[str]:
 def export_variant(src: Path, out: Path) -> Path:
     """An fp32 variant directory made by the export pipeline (model.onnx, tokenizer, export.json)."""
     pipeline = pytest.importorskip("studentpack.export.pipeline")
-    options = pipeline.ExportOptions(model=str(src), out=str(out), variants=("fp32",), threads=1)
+    from studentpack.export.options import ExportOptions
+
+    options = ExportOptions(model=str(src), out=str(out), variants=("fp32",), threads=1)
     (result,) = pipeline.export_variants(options, log=lambda line: None)
     assert result.accepted, result.reason
     return Path(result.path)

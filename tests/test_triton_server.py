@@ -7,9 +7,11 @@ $STUDENTPACK_PYTRITON and $STUDENTPACK_TRITON_ENV)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -25,12 +27,23 @@ ENV = Path(os.environ.get("STUDENTPACK_TRITON_ENV", ROOT / ".triton" / "env"))
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from studentpack.bench.triton_server import find_pytriton
+def triton_server() -> ModuleType:
+    """benchmarks/triton_server.py (benchmarks/ holds scripts, not a package), loaded from its file."""
+    spec = importlib.util.spec_from_file_location("triton_server", ROOT / "benchmarks" / "triton_server.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def exported(
+    tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory, triton_server: ModuleType
+) -> tuple[Path, Path]:
     from studentpack.cli import main
 
     try:
-        find_pytriton(os.environ.get("STUDENTPACK_PYTRITON") or ROOT / ".triton" / "pytriton")
+        triton_server.find_pytriton(os.environ.get("STUDENTPACK_PYTRITON") or ROOT / ".triton" / "pytriton")
     except UserError as exc:
         pytest.skip(f"no Triton here: {exc}")
     if not (ENV / "bin" / "python").is_file():
@@ -43,10 +56,8 @@ def exported(tiny_bert_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> t
 
 
 @pytest.fixture(scope="module")
-def triton(exported: tuple[Path, Path]) -> Iterator[Any]:
-    from studentpack.bench.triton_server import TritonServer
-
-    with TritonServer(exported[1], ["tiny-bert0_fp32"], pytriton=ROOT / ".triton" / "pytriton") as server:
+def triton(exported: tuple[Path, Path], triton_server: ModuleType) -> Iterator[Any]:
+    with triton_server.TritonServer(exported[1], ["tiny-bert0_fp32"], pytriton=ROOT / ".triton" / "pytriton") as server:
         yield server
 
 
@@ -84,10 +95,11 @@ def test_one_client_gets_the_same_embeddings_from_triton_and_studentpack_serve(t
     assert (from_triton * from_ours).sum(axis=1).min() >= 0.9999
 
 
-def test_a_batch_dependent_variant_agrees_between_triton_and_serve(exported: tuple[Path, Path], tmp_path: Path) -> None:
+def test_a_batch_dependent_variant_agrees_between_triton_and_serve(
+    exported: tuple[Path, Path], triton_server: ModuleType, tmp_path: Path
+) -> None:
     """int8-dynamic takes one activation scale per batch: both servers run it one text per call, so one
     multi-text request gets the same vectors from each, and each text the vector it gets alone."""
-    from studentpack.bench.triton_server import TritonServer
     from studentpack.cli import main
     from tests.test_serve_e2e import cli, start
     from tests.tiny import save_bert_dir
@@ -101,7 +113,7 @@ def test_a_batch_dependent_variant_agrees_between_triton_and_serve(exported: tup
     name = "dep_int8-dynamic"
     ours = start(cli(f"{name}={tmp_path / 'onnx' / 'int8-dynamic'}", "--port", "0", "--threads", "1"))
     try:
-        with TritonServer(tmp_path / "repo", [name], pytriton=ROOT / ".triton" / "pytriton") as triton:
+        with triton_server.TritonServer(tmp_path / "repo", [name], pytriton=ROOT / ".triton" / "pytriton") as triton:
             from_triton = _infer(triton.url.removeprefix("http://"), MIXED, name)
         from_ours = _infer(ours.address, MIXED, name)
         alone = np.concatenate([_infer(ours.address, [text], name) for text in MIXED])

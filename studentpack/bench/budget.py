@@ -74,9 +74,10 @@ def calibrate(teacher_dir: Any, repeats: int = 10) -> Calibration:
     from studentpack.ground.isa import cpu_class
     from studentpack.ground.provenance import cpu_flags
     from studentpack.model import adapter
+    from studentpack.text.sources import position_limit
 
     model = adapter.load_encoder(teacher_dir, role="teacher").eval()
-    vocab, positions = int(model.config.vocab_size), int(model.config.max_position_embeddings)
+    vocab, positions = int(model.config.vocab_size), position_limit(model.config.to_dict())
     # ordinary word pieces (past the special and unused ids), 128 tokens or the model's limit
     ids = torch.randint(min(1000, vocab // 2), vocab, (16, min(128, positions)),
                         generator=torch.Generator().manual_seed(0))  # (B, T)  # fmt: skip

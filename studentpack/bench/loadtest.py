@@ -282,7 +282,8 @@ def progress_line(level: dict[str, Any]) -> str:
 
 def run_loadtest(options: LoadtestOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Every level in order; the results document (also written to `<out>/loadtest.json` when `out`)."""
-    from studentpack.engines.remote import API_KEY_ENV, parse_url
+    from studentpack.engines.remote import parse_url
+    from studentpack.ground.protocol import API_KEY_ENV
     from studentpack.ground.provenance import machine_facts
 
     require_locust()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from studentpack.bench.plot import PLOT_FILE
+
 _SHORT = {
     "stsb/zeroshot": "STS-B zero-shot",
     "stsb/finetune": "STS-B fine-tuned",
@@ -51,7 +53,7 @@ def render(report: dict[str, Any]) -> str:
         lines += [f"- {note}" for note in report["notes"]]
         lines += [f"- skipped: {item}" for item in report["skipped"]]
         lines.append("")
-    lines.append("![accuracy against served p50 latency](pareto.png)")
+    lines.append(f"![accuracy against served p50 latency]({PLOT_FILE})")
     return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from studentpack.ground.numbers import ratio
+
 Samples = dict[str, float]  # "metric_name{model}" -> value, for the one model of interest
 
 _OURS = (
@@ -65,10 +67,6 @@ def difference(before: Samples | None, after: Samples | None) -> dict[str, Any]:
     return {"available": False}
 
 
-def _ratio(top: float, bottom: float, scale: float = 1.0) -> float | None:
-    return round(scale * top / bottom, 4) if bottom > 0 else None
-
-
 def _ours(delta: Any, after: Mapping[str, float]) -> dict[str, Any]:
     batches = delta("studentpack_batch_size_count")
     return {
@@ -76,14 +74,18 @@ def _ours(delta: Any, after: Mapping[str, float]) -> dict[str, Any]:
         "dialect": "studentpack",
         "batches": int(batches),
         "texts": int(delta("studentpack_batch_size_sum")),
-        "mean_batch_size": _ratio(delta("studentpack_batch_size_sum"), batches),
-        "mean_queue_ms": _ratio(
-            delta("studentpack_queue_duration_seconds_sum"), delta("studentpack_queue_duration_seconds_count"), 1e3
+        "mean_batch_size": ratio(delta("studentpack_batch_size_sum"), batches, 4),
+        "mean_queue_ms": ratio(
+            delta("studentpack_queue_duration_seconds_sum"),
+            delta("studentpack_queue_duration_seconds_count"),
+            4,
+            scale=1e3,
         ),
-        "mean_batch_inference_ms": _ratio(
+        "mean_batch_inference_ms": ratio(
             delta("studentpack_inference_duration_seconds_sum"),
             delta("studentpack_inference_duration_seconds_count"),
-            1e3,
+            4,
+            scale=1e3,
         ),
         "queue_depth_after": after.get("studentpack_queue_depth"),
     }
@@ -97,7 +99,7 @@ def _triton(delta: Any) -> dict[str, Any]:
         "dialect": "triton",
         "batches": int(executions),
         "texts": int(delta("nv_inference_count")),
-        "mean_batch_size": _ratio(delta("nv_inference_count"), executions),
-        "mean_queue_ms": _ratio(delta("nv_inference_queue_duration_us"), requests, 1e-3),
-        "mean_request_inference_ms": _ratio(delta("nv_inference_compute_infer_duration_us"), requests, 1e-3),
+        "mean_batch_size": ratio(delta("nv_inference_count"), executions, 4),
+        "mean_queue_ms": ratio(delta("nv_inference_queue_duration_us"), requests, 4, scale=1e-3),
+        "mean_request_inference_ms": ratio(delta("nv_inference_compute_infer_duration_us"), requests, 4, scale=1e-3),
     }

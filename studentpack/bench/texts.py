@@ -50,10 +50,11 @@ def load_request_texts(spec: str | None, limit: int, seed: int, column: str | No
         texts, source = load_corpus([spec]).texts, spec
     else:
         from studentpack.tasks import data as D
+        from studentpack.tasks import sets
 
         located = D.locate(spec, "eval")
         table = D.read_table(located, "eval")
-        texts, source = D.plain_texts(table, D.Columns(text=column)).texts, table.source
+        texts, source = sets.plain_texts(table, sets.Columns(text=column)).texts, table.source
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise UserError(f"{spec} holds no text to send")

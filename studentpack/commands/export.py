@@ -234,7 +234,8 @@ def run(args: argparse.Namespace) -> int:
     data = _mapping(args)
     if not data.get("model"):
         raise UserError("give a MODEL directory (or 'default' for the packaged teacher)")
-    from studentpack.export.pipeline import ExportOptions, export_variants
+    from studentpack.export.options import ExportOptions
+    from studentpack.export.pipeline import export_variants
 
     options = build(ExportOptions, data)
     results = export_variants(options, log=lambda line: print(line, file=sys.stderr, flush=True))

@@ -10,7 +10,7 @@ HELP = "all of it in one command: distill -> eval -> export -> serve -> loadtest
 DESCRIPTION = """\
 Distil students from a teacher, evaluate them, export them, serve them next to the teacher's
 PyTorch baseline, load-test every served model, score each one through its endpoint, and write
-a report of accuracy against served latency (report.md, report.json, pareto.png).
+a report of accuracy against served latency (report.md, report.json, pareto.svg).
 
 With no arguments it runs the quick preset on what ships with the install, within a time budget
 (--budget-minutes, default 12) on a 2-core CPU of any class:
@@ -104,11 +104,12 @@ def run(args: argparse.Namespace) -> int:
     report = outcome.report
     if report is not None:
         from studentpack.bench.markdown import headline_sentence
+        from studentpack.bench.plot import PLOT_FILE
 
         for device, headline in report["headline"].items():
             if headline:
                 print(f"{device}: {headline_sentence(headline, bold=False)}")
-        print(f"report: {cfg.out}/report/report.md (and pareto.png, report.json)")
+        print(f"report: {cfg.out}/report/report.md (and {PLOT_FILE}, report.json)")
     for note in outcome.notes:
         say(f"note: {note}")
     for unit, reason in outcome.failures.items():

@@ -16,7 +16,7 @@ export.json, loadtest.json) and write, under --out:
                concurrency 1, best throughput and where it was reached, speed-ups against the
                baseline; frontier rows ★; a headline naming the CPU class the speed-up was measured on
   report.json  the same, machine-readable
-  pareto.png   the score against served p50 latency, frontier drawn; one panel per device
+  pareto.svg   the score against served p50 latency, frontier drawn; one panel per device
 
 The score: with labelled results (STS-B, SST-2), the mean % of the teacher; without, the label-free
 recall@10 of the teacher's nearest neighbours on held-out English, whose target is the recall that
@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from studentpack.bench.markdown import headline_sentence
+    from studentpack.bench.plot import PLOT_FILE
     from studentpack.bench.report import write_report
 
     out = args.out or args.roots[0] / "report"
@@ -50,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
         if headline:
             print(f"{device}: {headline_sentence(headline, bold=False)}")
     print(
-        f"studentpack report: {len(report['rows'])} rows -> {out}/report.md, report.json, pareto.png", file=sys.stderr
+        f"studentpack report: {len(report['rows'])} rows -> {out}/report.md, report.json, {PLOT_FILE}", file=sys.stderr
     )
     return 0

@@ -11,7 +11,7 @@ from studentpack.ground.errors import UserError
 from studentpack.model import adapter
 from studentpack.model.student import StudentShape, can_copy_teacher, resolve_shape
 from studentpack.text.corpus import Corpus, load_corpus
-from studentpack.text.sources import ROBERTA_FAMILY, ModelSource, resolve_model
+from studentpack.text.sources import ModelSource, position_limit, resolve_model
 from studentpack.transfer.layer_map import LayerMap
 from studentpack.transfer.relations import choose_relation_heads, default_teacher_layer
 
@@ -38,7 +38,7 @@ def make_plan(config: DistillConfig) -> RunPlan:
     _check_numbers(config)
     teacher = resolve_model(config.teacher, "teacher")
     teacher_config = adapter.check_encoder_dir(teacher.path, config.allow_pickle, "teacher")
-    positions = _positions(teacher_config)
+    positions = position_limit(teacher_config)
     if config.max_length > positions:  # packed rows are full: they must fit the position table
         config = dataclasses.replace(config, max_length=positions)
     shape = resolve_shape(config.student, teacher_config)
@@ -60,14 +60,6 @@ def make_plan(config: DistillConfig) -> RunPlan:
     return RunPlan(
         config, teacher, teacher_config, shape, init_map, layer_map, relation_heads, note, teacher_layer, corpus
     )
-
-
-def _positions(teacher_config: dict[str, Any]) -> int:
-    """Tokens a sequence may hold: the position table, less RoBERTa's padding offset (pad id + 1)."""
-    positions = int(teacher_config.get("max_position_embeddings", 512))
-    if teacher_config.get("model_type") in ROBERTA_FAMILY:
-        positions -= int(teacher_config.get("pad_token_id", 1)) + 1
-    return positions
 
 
 def _init_map(config: DistillConfig, shape: StudentShape, t_layers: int, layer_map: LayerMap | None) -> LayerMap:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,16 +34,12 @@ from studentpack.distill.plan import RunPlan
 from studentpack.distill.rundir import RunDir, retire_checkpoints, truncate_log
 from studentpack.distill.schedule import lr_factor
 from studentpack.distill.teacher_cache import TeacherCache, plan_cache
-from studentpack.ground.errors import GpuUnavailableError
+from studentpack.ground.cuda import require_torch_cuda
 from studentpack.ground.provenance import hash_directory
 from studentpack.model import adapter
 from studentpack.model.mlm_head import MLMHead
 from studentpack.model.student import build_student
 from studentpack.text.corpus import split_sentences
-
-# Fault injection for tests: SIGKILL this process right after the given step (a real, uncatchable kill).
-FAULT_KILL_ENV = "STUDENTPACK_FAULT_KILL_AFTER_STEP"
-HEAD_FIT_LOG_ENV = "STUDENTPACK_TEST_HEAD_FIT_LOG"  # tests: a file each rank that fits a head appends to
 
 
 @dataclass
@@ -60,8 +55,7 @@ def make_accelerator(device: str, precision: str) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GpuUnavailableError(f"--device {device} was asked for but torch sees no CUDA device")
+    require_torch_cuda(device, "--device")
     cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
     # MHA leaves the student's last FFN without gradient, and the pooler is frozen
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
@@ -136,13 +130,12 @@ class Distiller:
             }
 
             def fit() -> tuple[MLMHead, dict[str, Any]]:
-                if os.environ.get(HEAD_FIT_LOG_ENV):  # tests count fits across ranks
-                    with open(os.environ[HEAD_FIT_LOG_ENV], "a", encoding="utf-8") as handle:
-                        handle.write(f"{self.acc.process_index}\n")
-                return head_fit.fit_head(
+                fitted, fit_record = head_fit.fit_head(
                     teacher, self.tokenizer, self.chunks, cfg.fit_head_steps, cfg.fit_head_lr, cfg.batch_size,
                     cfg.mask_prob, cfg.seed, self.acc.device, self.progress and self.acc.is_main_process,
                 )  # fmt: skip
+                self._note_head_fit(fit_record)
+                return fitted, fit_record
 
             # the main process fits (or finds) the head and caches it; the other ranks wait and load that
             # cache, so a run on N processes fits one head, not N different ones
@@ -163,6 +156,17 @@ class Distiller:
             record = {**record, "student_head_init": "random (widths differ)"}
         torch.manual_seed(self.cfg.seed)
         return head, student_head, record
+
+    def _note_head_fit(self, record: dict[str, Any]) -> None:
+        """One stderr line per fit: it costs time, its loss says how good the OD targets are, and the
+        process that fitted it is named (a run on N processes fits on the main one only)."""
+        acc = self.acc
+        where = f" on process {acc.process_index} of {acc.num_processes}" if acc.num_processes > 1 else ""
+        print(
+            f"studentpack distill: note: fitted an MLM head for the headless teacher{where}: {record['steps']} "
+            f"steps, MLM loss {record['mlm_loss_before']:.3f} -> {record['mlm_loss_after']:.3f}",
+            file=sys.stderr,
+        )
 
     def _optimizer(self) -> torch.optim.Optimizer:
         decay: list[torch.nn.Parameter] = []
@@ -243,7 +247,6 @@ class Distiller:
     def _train(self, optimizer: Any, start: int, counters: Counters) -> None:
         cfg, acc = self.cfg, self.acc
         plan = BatchPlan(len(self.chunks.sequences), cfg.batch_size, acc.num_processes, cfg.seed)
-        kill_after = int(os.environ.get(FAULT_KILL_ENV, "0") or 0)
         bar = tqdm(
             total=cfg.steps, initial=start, desc=f"distill {cfg.method}", unit="step",
             disable=not (self.progress and acc.is_main_process), dynamic_ncols=True,
@@ -275,8 +278,6 @@ class Distiller:
                 checkpoint.save(acc, self.run_dir.path, done, self.bundle, optimizer, state, cfg.keep_checkpoints)
             if cfg.snapshot_every and done % cfg.snapshot_every == 0 and done < cfg.steps:
                 self._snapshot(done, counters)
-            if kill_after and done == kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
         bar.close()
 
     def _snapshot(self, step: int, counters: Counters) -> None:

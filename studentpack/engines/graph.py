@@ -21,7 +21,7 @@ import numpy as np
 
 from studentpack.engines.base import DEFAULT_MAX_LENGTH, LocalEncoder
 from studentpack.ground.errors import UserError
-from studentpack.model.pooling import l2_normalize_np
+from studentpack.model.pooling import l2_normalize_np, mean_pool
 
 EXPORT_FILE = "export.json"
 # the file that marks a variant directory -> the engine that runs it
@@ -186,8 +186,7 @@ class GraphEncoder(LocalEncoder):
         if "sentence_embedding" in self.session.output_names:
             return self.session.run(feeds, ["sentence_embedding"])["sentence_embedding"]
         states = self.session.run(feeds, [self.session.output_names[0]])[self.session.output_names[0]]  # (B, T, H)
-        mask = feeds["attention_mask"][..., None].astype(states.dtype)  # (B, T, 1)
-        return l2_normalize_np((states * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9))  # (B, H)
+        return l2_normalize_np(mean_pool(states, feeds["attention_mask"]))  # (B, H)
 
     def _run_batch(self, firsts: list[str], seconds: list[str] | None, pool: bool) -> np.ndarray:
         feeds = self.session.tokenize(firsts, seconds)

@@ -76,6 +76,7 @@ class OvSession(GraphSession):
         hint: Hint = "latency",
         warmup_shapes: Sequence[tuple[int, int]] = (),
         spinning: bool = True,  # an ONNX Runtime setting: OpenVINO's threads do not busy-wait between runs
+        release_memory: bool = False,  # an ONNX Runtime setting: OpenVINO's CPU plugin keeps no growing arena
     ) -> None:
         import openvino as ov
 

@@ -30,10 +30,10 @@ import numpy as np
 
 from studentpack.engines.base import DEFAULT_MAX_LENGTH
 from studentpack.engines.graph import GraphEncoder, GraphSession
-from studentpack.ground.errors import GpuUnavailableError, UserError
+from studentpack.ground.cuda import CUDA_PROVIDER, require_ort_cuda
+from studentpack.ground.errors import UserError
 
 CPU_PROVIDER = "CPUExecutionProvider"
-CUDA_PROVIDER = "CUDAExecutionProvider"
 MODEL_FILE = "model.onnx"
 _INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
@@ -52,12 +52,8 @@ def parse_device(device: str) -> tuple[str, int]:
 
 def check_providers(device: str, providers: Sequence[str], where: str = "this onnxruntime") -> None:
     """Raise GpuUnavailableError when CUDA was asked for and `providers` lacks CUDAExecutionProvider."""
-    kind, _ = parse_device(device)
-    if kind == "cuda" and CUDA_PROVIDER not in providers:
-        raise GpuUnavailableError(
-            f"device {device} was asked for but {where} has no {CUDA_PROVIDER} (providers: {', '.join(providers)}); "
-            "install studentpack[gpu] (onnxruntime-gpu, not onnxruntime) on a machine with CUDA"
-        )
+    parse_device(device)  # an unknown device name is a user error before any provider question
+    require_ort_cuda(device, providers, where)
 
 
 def session_providers(device: str) -> list[Any]:
@@ -96,8 +92,13 @@ class OrtSession(GraphSession):
         info: dict[str, Any] | None = None,
         spinning: bool = True,
         warmup_shapes: Sequence[tuple[int, int]] = (),
+        release_memory: bool = False,
     ) -> None:
         """`threads`: intra-op threads (None: onnxruntime's default, one per core).
+
+        `release_memory=True` hands the memory arena's free chunks back after every run, so a server's
+        resident memory returns to its resting size after a large batch instead of holding that batch's
+        peak for the life of the process (see ground/memory.py for the allocator half of this).
 
         `spinning=False` stops idle intra-op threads from busy-waiting for the next run: slower to
         start each run by a little, but they no longer take cores from other threads between runs
@@ -126,6 +127,11 @@ class OrtSession(GraphSession):
             raise UserError(f"onnxruntime cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
         self.providers = list(self.session.get_providers())
         check_providers(device, self.providers, where=f"the session for {self.path}")
+        self._run_options = ort.RunOptions()
+        if release_memory:
+            kind, index = parse_device(device)
+            arena = "cpu:0" if kind == "cpu" else f"cpu:0;gpu:{index}"
+            self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", arena)
         super().__init__(tokenizer, max_length, info)
         self.input_types = {i.name: _INT_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -135,7 +141,7 @@ class OrtSession(GraphSession):
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs else self.output_names
         self.check_outputs(names)
-        values = self.session.run(names, {k: v for k, v in feeds.items() if k in self.input_types})
+        values = self.session.run(names, {k: v for k, v in feeds.items() if k in self.input_types}, self._run_options)
         return dict(zip(names, values, strict=True))
 
     def output_width(self, name: str) -> int | None:
@@ -150,20 +156,17 @@ OrtEncoder = GraphEncoder
 def check_external_data(model_path: Path) -> None:
     """Refuse a graph whose external tensor data lies outside its own directory (a hostile file could
     point at ../../etc/shadow). Recent onnxruntime refuses too; this does not depend on its version."""
-    import onnx
+    from studentpack.engines.onnx_wire import WireError, external_locations
 
     try:
-        graph = onnx.load(str(model_path), load_external_data=False)
-    except Exception as exc:
+        locations = external_locations(model_path)
+    except (OSError, WireError) as exc:
         raise UserError(f"cannot read {model_path}: {str(exc).splitlines()[0]}") from exc
     home = model_path.parent.resolve()
-    for tensor in graph.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key != "location":
-                continue
-            target = (home / entry.value).resolve()
-            if Path(entry.value).is_absolute() or not target.is_relative_to(home):
-                raise UserError(
-                    f"{model_path}: tensor {tensor.name} keeps its data at {entry.value!r}, outside the model's "
-                    "directory; refusing to read it"
-                )
+    for name, location in locations:
+        target = (home / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(home):
+            raise UserError(
+                f"{model_path}: tensor {name} keeps its data at {location!r}, outside the model's "
+                "directory; refusing to read it"
+            )

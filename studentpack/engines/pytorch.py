@@ -9,18 +9,18 @@ import numpy as np
 import torch
 
 from studentpack.engines.base import LocalEncoder, is_classifier_config
-from studentpack.ground.errors import GpuUnavailableError, UserError
+from studentpack.ground.cuda import require_torch_cuda
+from studentpack.ground.errors import UserError
 from studentpack.model import adapter
 from studentpack.model.sentence_head import SentenceHead, load_sentence_head
-from studentpack.text.sources import ROBERTA_FAMILY
+from studentpack.text.sources import sequence_limit
 
 
 def torch_device(name: str) -> torch.device:
     """`cpu`, `cuda`, `cuda:N` or `auto`; asking for CUDA without one is an error, never a silent CPU run."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise GpuUnavailableError(f"device {name} was asked for but torch sees no CUDA device")
+    require_torch_cuda(name)
     try:
         return torch.device(name)
     except RuntimeError as exc:
@@ -45,7 +45,7 @@ class TorchEncoder(LocalEncoder):
         self.tokenizer = tokenizer
         self.description = description
         self.device = device
-        self.max_length = min(max_length, _model_max_length(model, tokenizer))
+        self.max_length = min(max_length, sequence_limit(model.config.to_dict(), tokenizer))
         self.labels = labels or []
         self.truncated = 0
 
@@ -64,14 +64,6 @@ class TorchEncoder(LocalEncoder):
         out = self.model(**feeds)
         vectors = self.head(out.last_hidden_state, feeds["attention_mask"]) if pool else out.logits  # (B, D) or (B, C)
         return vectors.float().cpu().numpy()
-
-
-def _model_max_length(model: Any, tokenizer: Any) -> int:
-    positions = int(getattr(model.config, "max_position_embeddings", 512))
-    if getattr(model.config, "model_type", "") in ROBERTA_FAMILY:
-        positions -= 2  # RoBERTa reserves padding_idx + 1 position ids
-    tok_max = int(getattr(tokenizer, "model_max_length", positions) or positions)
-    return min(positions, tok_max if tok_max < 1_000_000 else positions)
 
 
 def open_torch(

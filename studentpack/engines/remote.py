@@ -37,14 +37,12 @@ import numpy as np
 
 from studentpack.engines.base import length_sorted_batches, scatter_rows
 from studentpack.ground.errors import UserError
+from studentpack.ground.protocol import API_KEY_ENV, MAX_LENGTH_PARAMETER, SOURCE_SHA_PARAMETER
 
 log = logging.getLogger(__name__)
 
-API_KEY_ENV = "STUDENTPACK_API_KEY"
 _OIP_MODEL = re.compile(r"^(?P<prefix>.*)/v2/models/(?P<name>[^/]+)$")
 _RETRIES = 5
-MAX_LENGTH_PARAMETER = "max_length"  # config.pbtxt parameters written by `studentpack export --triton`
-SOURCE_SHA_PARAMETER = "source_sha256"
 
 
 def parse_url(url: str) -> tuple[str, str | None]:

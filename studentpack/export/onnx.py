@@ -23,7 +23,7 @@ from studentpack.engines import is_classifier_config
 from studentpack.ground.errors import UserError
 from studentpack.model import adapter
 from studentpack.model.sentence_head import SentenceHead, dense_width, load_sentence_head
-from studentpack.text.sources import ROBERTA_FAMILY
+from studentpack.text.sources import sequence_limit
 
 OPSET = 17
 MAX_IR_VERSION = 13  # onnxruntime 1.31 refuses IR > 13; onnx 1.23's helpers would write 14
@@ -33,7 +33,7 @@ CLASSIFIER_OUTPUTS = ("logits",)
 
 
 @dataclass(frozen=True)
-class ModelInfo:
+class GraphFacts:
     """What the exported graph is: the facts every later stage (fusion, gates, serving) needs."""
 
     kind: str  # "embedding" or "classifier"
@@ -98,16 +98,8 @@ class ClassifierGraph(nn.Module):
         return self.classifier(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits  # (B, C)
 
 
-def model_max_length(config: dict[str, Any], tokenizer: Any) -> int:
-    positions = int(config.get("max_position_embeddings", 512))
-    if config.get("model_type") in ROBERTA_FAMILY:
-        positions -= 2  # RoBERTa reserves padding_idx + 1 position ids
-    tok_max = int(getattr(tokenizer, "model_max_length", positions) or positions)
-    return min(positions, tok_max if tok_max < 1_000_000 else positions)
-
-
-def describe(config: dict[str, Any], tokenizer: Any, model_dir: Path | None = None) -> ModelInfo:
-    """ModelInfo from config.json data, the tokenizer and the directory's Dense config, before loading weights."""
+def describe(config: dict[str, Any], tokenizer: Any, model_dir: Path | None = None) -> GraphFacts:
+    """GraphFacts from config.json data, the tokenizer and the directory's Dense config, before loading weights."""
     classifier = is_classifier_config(config)
     wanted = ("input_ids", "attention_mask", "token_type_ids")
     names = tuple(n for n in wanted if n in getattr(tokenizer, "model_input_names", wanted))
@@ -118,7 +110,7 @@ def describe(config: dict[str, Any], tokenizer: Any, model_dir: Path | None = No
         id2label = config.get("id2label") or {}
         count = int(config.get("num_labels", len(id2label) or 2))
         labels = tuple(str(id2label.get(str(i), id2label.get(i, i))) for i in range(count))
-    return ModelInfo(
+    return GraphFacts(
         kind="classifier" if classifier else "embedding",
         model_type=str(config.get("model_type")),
         input_names=names,
@@ -127,13 +119,13 @@ def describe(config: dict[str, Any], tokenizer: Any, model_dir: Path | None = No
         num_heads=int(config["num_attention_heads"]),
         num_layers=int(config["num_hidden_layers"]),
         vocab_size=int(config["vocab_size"]),
-        max_length=model_max_length(config, tokenizer),
+        max_length=sequence_limit(config, tokenizer),
         labels=labels,
         embedding_size=(dense_width(model_dir) or 0) if model_dir is not None and not classifier else 0,
     )
 
 
-def load_graph_module(path: Path, info: ModelInfo, allow_pickle: bool = False) -> nn.Module:
+def load_graph_module(path: Path, info: GraphFacts, allow_pickle: bool = False) -> nn.Module:
     """The model with eager attention (the form the fuser recognises), wrapped to the graph's outputs."""
     if info.kind == "classifier":
         model = adapter.load_classifier(path, allow_pickle=allow_pickle, attn_implementation="eager")
@@ -147,7 +139,7 @@ def load_graph_module(path: Path, info: ModelInfo, allow_pickle: bool = False) -
     return EmbeddingGraph(model, head).eval()
 
 
-def example_inputs(info: ModelInfo, batch: int = 2, length: int = 16) -> tuple[torch.Tensor, ...]:
+def example_inputs(info: GraphFacts, batch: int = 2, length: int = 16) -> tuple[torch.Tensor, ...]:
     """A padded trace example: row 0 full, the others shorter (so masking is traced as data)."""
     length = min(length, info.max_length)
     generator = torch.Generator().manual_seed(0)
@@ -162,7 +154,7 @@ def example_inputs(info: ModelInfo, batch: int = 2, length: int = 16) -> tuple[t
     return tuple(tensors)
 
 
-def export_fp32(module: nn.Module, info: ModelInfo, out_file: Path) -> onnx.ModelProto:
+def export_fp32(module: nn.Module, info: GraphFacts, out_file: Path) -> onnx.ModelProto:
     """Trace `module` to `out_file` (opset 17, dynamic batch and sequence axes) and finalise it."""
     axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in info.input_names}
     for name in info.output_names:
@@ -194,7 +186,7 @@ def export_fp32(module: nn.Module, info: ModelInfo, out_file: Path) -> onnx.Mode
     return model
 
 
-def declare_output_shapes(model: onnx.ModelProto, info: ModelInfo) -> None:
+def declare_output_shapes(model: onnx.ModelProto, info: GraphFacts) -> None:
     """Name the dynamic axes and state the fixed ones (the tracer leaves widths as anonymous symbols)."""
     shapes: dict[str, list[str | int]] = {
         "token_embeddings": ["batch", "sequence", info.hidden_size],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnx
 
-from studentpack.export.onnx import ModelInfo, save_model
+from studentpack.export.onnx import GraphFacts, save_model
 
 # the fuser's chatter ("symbolic shape inference disabled or failed") is not actionable for users
 _NOISY_LOGGERS = ("onnxruntime.transformers", "fusion_base", "onnx_model", "fusion_utils", "shape_infer_helper")
@@ -34,14 +34,14 @@ def quiet_fuser() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def fuse(src: Path, dst: Path, info: ModelInfo, use_gpu: bool = False) -> onnx.ModelProto:
+def fuse(src: Path, dst: Path, info: GraphFacts, use_gpu: bool = False) -> onnx.ModelProto:
     """Fuse the fp32 graph at `src` into `dst`; `use_gpu` picks the CUDA-specific fusions (fp16 path)."""
     model = fused_model(src, info, use_gpu)
     save_model(model, dst)
     return model
 
 
-def fused_model(src: Path, info: ModelInfo, use_gpu: bool = False) -> onnx.ModelProto:
+def fused_model(src: Path, info: GraphFacts, use_gpu: bool = False) -> onnx.ModelProto:
     from onnxruntime.transformers import optimizer
 
     with quiet_fuser():
@@ -73,7 +73,7 @@ def fused_operator_counts(model: onnx.ModelProto) -> dict[str, int]:
     return found
 
 
-def fusion_problems(counts: dict[str, int], info: ModelInfo) -> list[str]:
+def fusion_problems(counts: dict[str, int], info: GraphFacts) -> list[str]:
     """What a fully fused BERT-family graph has and this one lacks (empty when fusion is complete)."""
     layers = info.num_layers
     attention = counts.get("Attention", 0) + counts.get("MultiHeadAttention", 0) + counts.get("QAttention", 0)

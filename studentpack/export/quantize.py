@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from studentpack.export.onnx import ModelInfo, save_model
+from studentpack.export.onnx import GraphFacts, save_model
 from studentpack.export.optimize import fused_model, quiet_fuser
 from studentpack.export.presets import CALIBRATION_METHODS
 from studentpack.ground.errors import UserError
@@ -243,7 +243,7 @@ def quantize_int8_static(
     }
 
 
-def convert_fp16(fp32: Path, dst: Path, info: ModelInfo) -> dict[str, Any]:
+def convert_fp16(fp32: Path, dst: Path, info: GraphFacts) -> dict[str, Any]:
     """CUDA-target fusion, then fp16 weights and compute; graph inputs and outputs stay as they were."""
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
     from onnxruntime.transformers.onnx_model import OnnxModel

@@ -37,9 +37,9 @@ from typing import Any
 
 import onnx
 
-from studentpack.engines.remote import MAX_LENGTH_PARAMETER, SOURCE_SHA_PARAMETER
 from studentpack.ground.atomic import atomic_dir
 from studentpack.ground.errors import UserError
+from studentpack.ground.protocol import MAX_LENGTH_PARAMETER, SOURCE_SHA_PARAMETER
 from studentpack.ground.provenance import hash_directory
 
 PER_TEXT_PARAMETER = "one_text_per_call"  # read by triton_python/model.py

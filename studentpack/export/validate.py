@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.export.onnx import ModelInfo
+from studentpack.export.onnx import GraphFacts
 from studentpack.ground.errors import UserError
+from studentpack.tasks.metrics import row_cosines
 
 Feeds = dict[str, np.ndarray]
 Runner = Callable[[Feeds], dict[str, np.ndarray]]
@@ -87,7 +88,7 @@ def parity_cases(max_length: int) -> list[Case]:
     return cases
 
 
-def parity_feeds(info: ModelInfo, case: Case, seed: int = 0) -> Feeds:
+def parity_feeds(info: GraphFacts, case: Case, seed: int = 0) -> Feeds:
     """Random token ids, row 0 full length, other rows padded at random lengths in [1, length]."""
     rng = np.random.default_rng(seed + 1000 * case.batch + case.length)
     low = min(5, info.vocab_size - 1)  # skip the first ids (special tokens in BERT vocabularies)
@@ -101,7 +102,7 @@ def parity_feeds(info: ModelInfo, case: Case, seed: int = 0) -> Feeds:
     return feeds
 
 
-def torch_runner(module: Any, info: ModelInfo) -> Runner:
+def torch_runner(module: Any, info: GraphFacts) -> Runner:
     """The PyTorch reference: the same wrapped module that was exported, on the same feeds."""
     import torch
 
@@ -126,7 +127,7 @@ def check_parity(
     reference: Runner,
     candidate: Runner,
     candidate_outputs: Sequence[str],
-    info: ModelInfo,
+    info: GraphFacts,
     atol: float,
     cases: Sequence[Case] | None = None,
 ) -> dict[str, Any]:
@@ -151,12 +152,6 @@ def check_parity(
     if not worst <= atol:
         raise OutputValueError(f"max abs difference {worst:.3g} > {atol:g} on real tokens", figures)
     return figures
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, D), (N, D) -> (N,) cosine of each row pair."""
-    na = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return (a * b).sum(axis=1) / np.maximum(na, 1e-12)
 
 
 MIXED_BATCH = 32  # texts in the one batch that mixes the sample's shortest and longest inputs
@@ -219,8 +214,8 @@ def check_accuracy(
         if not agreement >= gates.min_label_agreement:
             failures.append(f"label agreement {agreement:.4f} < {gates.min_label_agreement}")
     else:
-        cos = cosines(reference.encode(texts), candidate.encode(texts))
-        in_one_batch = cosines(
+        cos = row_cosines(reference.encode(texts), candidate.encode(texts))
+        in_one_batch = row_cosines(
             reference.encode(mixed, batch_size=one_batch), candidate.encode(mixed, batch_size=one_batch)
         )
         figures["mixed_batch_worst_cosine"] = float(in_one_batch.min())

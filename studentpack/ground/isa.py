@@ -8,7 +8,7 @@ Why the presets differ (ONNX Runtime's x86 INT8 GEMM kernels):
   full-range u8 x s8 products; 7-bit weights (`reduce_range`) avoid that at a small accuracy cost.
 - `arm64`: NEON/SDOT kernels have no saturation issue; full 8-bit weights.
 Weights are int8, per output channel by default (per-tensor INT8 measurably hurts sentence
-embeddings: see the export issue). Dynamic quantization's activations are always uint8 in ORT.
+embeddings: BENCHMARKS.md, export). Dynamic quantization's activations are always uint8 in ORT.
 """
 
 from __future__ import annotations

@@ -5,20 +5,21 @@ This matches sentence-transformers' Pooling(mean) + Normalize for all-MiniLM-L6-
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 if TYPE_CHECKING:  # torch only where torch tensors are pooled: readers of numpy rows (report, serve) skip it
     import torch
 
+Array = TypeVar("Array", np.ndarray, "torch.Tensor")
 
-def mean_pool(token_states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(B, T, H), (B, T) -> (B, H): average of the states of real tokens."""
-    mask = attention_mask.unsqueeze(-1).to(token_states.dtype)  # (B, T, 1)
-    summed = (token_states * mask).sum(dim=1)  # (B, H)
-    counts = mask.sum(dim=1).clamp(min=1e-9)  # (B, 1)
-    return summed / counts
+
+def mean_pool(token_states: Array, attention_mask: Array) -> Array:
+    """(B, T, H), (B, T) -> (B, H): average of the states of real tokens, for torch tensors and numpy arrays alike."""
+    mask = attention_mask[..., None]  # (B, T, 1)
+    mask = mask.astype(token_states.dtype) if isinstance(mask, np.ndarray) else mask.to(token_states.dtype)
+    return (token_states * mask).sum(1) / mask.sum(1).clip(min=1e-9)  # (B, H) / (B, 1)
 
 
 def l2_normalize(vectors: torch.Tensor) -> torch.Tensor:

@@ -7,11 +7,10 @@ only those names exist, and nothing in a request ever reaches a file path.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +24,11 @@ from starlette.routing import Route
 
 from studentpack import __version__
 from studentpack.serving import responses
-from studentpack.serving.auth import OPEN_PATHS, ApiKey
+from studentpack.serving.auth import ApiKey
 from studentpack.serving.backends import Backend, Kind, ModelInfo
 from studentpack.serving.batcher import DeadlineExceeded, QueueFull, Result, ShuttingDown
 from studentpack.serving.config import ServeConfig
+from studentpack.serving.endpoint import Call, Handler, endpoint, read_body, unless_client_leaves
 from studentpack.serving.lifecycle import Lifecycle, Loader, ModelSlot
 from studentpack.serving.metrics import CONTENT_TYPE, UNKNOWN_MODEL, Metrics
 from studentpack.serving.openapi import document
@@ -43,21 +43,13 @@ VERSION = "1"
 
 
 @dataclass
-class Call:
-    """What one request did, for its metrics line."""
+class EncodedRows:
+    """One request's model outputs, with what its response reports about the run."""
 
-    model: str = ""  # "" for endpoints about no model; UNKNOWN_MODEL for names that are not served
-
-
-@dataclass
-class Served:
     rows: np.ndarray  # (N, dim) float32
     tokens: int
     truncated: int
     result: Result
-
-
-Handler = Callable[[Request, Call], Awaitable[Response]]
 
 
 class Server:
@@ -69,49 +61,7 @@ class Server:
         self.metrics = metrics
         self.auth = ApiKey(api_key) if api_key else None
 
-    # --- plumbing -----------------------------------------------------------------------------
-
-    def endpoint(self, name: str, handler: Handler, oip: bool) -> Callable[[Request], Awaitable[Response]]:
-        """Auth, error bodies, request metrics and timing around one handler."""
-        metrics, auth = self.metrics, self.auth
-
-        async def wrapped(request: Request) -> Response:
-            start = time.perf_counter()
-            call = Call()
-            metrics.inflight.inc()
-            try:
-                if (
-                    auth is not None
-                    and request.url.path not in OPEN_PATHS
-                    and not auth.allows(request.headers.get("authorization"))
-                ):
-                    raise ApiError(401, "missing or wrong API key", "unauthorized", {"WWW-Authenticate": "Bearer"})
-                response = await handler(request, call)
-            except ApiError as exc:
-                response = responses.error_response(exc, oip)
-            except Exception:
-                log.exception("%s failed", name)
-                response = responses.error_response(ApiError(500, "internal error", "internal_error"), oip)
-            finally:
-                metrics.inflight.dec()
-            elapsed = time.perf_counter() - start
-            metrics.request_done(call.model, name, response.status_code, elapsed)
-            return response
-
-        return wrapped
-
-    async def body(self, request: Request) -> bytes:
-        limit = self.config.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise ApiError(413, f"the body is {declared} bytes; at most {limit}", "body_too_large")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"the body is over {limit} bytes", "body_too_large")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    # --- the model a request names, its rows, its response ------------------------------------
 
     def slot(self, name: str, call: Call, kind: Kind | None = None) -> ModelSlot:
         slot = self.lifecycle.slots.get(name)
@@ -137,7 +87,7 @@ class Server:
         truncate: bool,
         pairs: list[str] | None = None,
         request: Request | None = None,
-    ) -> Served:
+    ) -> EncodedRows:
         """Tokenize, check lengths, queue for the batcher, wait for the rows."""
         if self.lifecycle.draining:
             raise ApiError(503, "the server is shutting down", "shutting_down", {**RETRY_AFTER, "Connection": "close"})
@@ -158,7 +108,7 @@ class Server:
             )
         try:
             submitted = batcher.submit(tokenized.ids, self.config.request_timeout_s, tokenized.types)
-            result = await (submitted if request is None else _unless_client_leaves(request, submitted))
+            result = await (submitted if request is None else unless_client_leaves(request, submitted))
         except QueueFull:
             raise ApiError(503, f"model {slot.name} is overloaded; retry later", "overloaded", RETRY_AFTER) from None
         except DeadlineExceeded:
@@ -183,10 +133,10 @@ class Server:
         if cut:
             series.truncated.inc(len(cut))
         tokens = sum(map(len, tokenized.ids))
-        return Served(result.rows, tokens, len(cut), result)
+        return EncodedRows(result.rows, tokens, len(cut), result)
 
     async def respond(
-        self, build: Callable[[], bytes], served: Served, start: float, media_type: str = responses.JSON
+        self, build: Callable[[], bytes], served: EncodedRows, start: float, media_type: str = responses.JSON
     ) -> Response:
         """The body (built in a worker thread when large), with timing headers."""
         if served.rows.size > OFFLOAD_FLOATS:
@@ -282,7 +232,7 @@ class Server:
         slot = self.slot(self.known(request, call).name, call)
         assert slot.backend is not None
         output = slot.backend.info.output_name
-        body = await self.body(request)
+        body = await read_body(request, self.config.max_body_bytes)
         header_length = request.headers.get("inference-header-content-length")
         req = parse_infer(slot.name, body, header_length, output, self.config.max_inputs)
         served = await self.infer(slot, req.texts, req.truncate, request=request)
@@ -302,7 +252,7 @@ class Server:
 
     async def embeddings(self, request: Request, call: Call) -> Response:
         start = time.perf_counter()
-        req = parse_embeddings(await self.body(request), self.config.max_inputs)
+        req = parse_embeddings(await read_body(request, self.config.max_body_bytes), self.config.max_inputs)
         slot = self.slot(req.model, call, "embedding")
         served = await self.infer(slot, req.texts, req.truncate, request=request)
         base64_format = req.encoding_format == "base64"
@@ -311,7 +261,7 @@ class Server:
 
     async def classify(self, request: Request, call: Call) -> Response:
         start = time.perf_counter()
-        req = parse_classify(await self.body(request), self.config.max_inputs)
+        req = parse_classify(await read_body(request, self.config.max_body_bytes), self.config.max_inputs)
         slot = self.slot(req.model, call, "classifier")
         assert slot.backend is not None
         labels = slot.backend.info.labels
@@ -338,7 +288,7 @@ class Server:
 
     def routes(self) -> list[Route]:
         def r(path: str, name: str, handler: Handler, method: str = "GET", oip: bool = True) -> Route:
-            return Route(path, self.endpoint(name, handler, oip), methods=[method])
+            return Route(path, endpoint(name, handler, oip, self.metrics, self.auth), methods=[method])
 
         routes = [  # the hot paths first: Starlette tries routes in order
             r("/v1/embeddings", "embeddings", self.embeddings, "POST", oip=False),
@@ -358,29 +308,6 @@ class Server:
                 r(base + "/ready", "model_ready", self.model_ready),
             ]
         return routes
-
-
-async def _unless_client_leaves(request: Request, submitted: Awaitable[Result]) -> Result:
-    """The batcher's answer, or a 499 as soon as the client disconnects: its queued rows are then
-    dropped by the batcher (a cancelled job is never run), so no model time goes to nobody."""
-    job = asyncio.ensure_future(submitted)
-    gone = asyncio.ensure_future(_disconnected(request))
-    try:
-        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-    if job.done():
-        return job.result()
-    job.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await job
-    raise ApiError(499, "the client closed the connection before the answer", "client_closed_request")
-
-
-async def _disconnected(request: Request) -> None:
-    """Returns when the ASGI server reports the client gone (the body has been read by then)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def create_app(

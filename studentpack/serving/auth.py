@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 from studentpack.ground.errors import UserError
+from studentpack.ground.protocol import API_KEY_ENV
 
-ENV_VAR = "STUDENTPACK_API_KEY"
 OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})
 
 
@@ -26,7 +26,7 @@ def load_api_key(path: str | None) -> str | None:
         if not key:
             raise UserError(f"the API key file {file} is empty")
         return key
-    key = os.environ.get(ENV_VAR, "").strip()
+    key = os.environ.get(API_KEY_ENV, "").strip()
     return key or None
 
 

@@ -183,6 +183,7 @@ def check_model_dir(path: Path, force: bool = False, max_length: int = 0) -> Non
         raise UserError(f"{path} is a file; give a model directory (an exported variant or a Hugging Face dir)")
     if not is_variant_dir(path) and not (path / "config.json").is_file():
         raise UserError(f"{path} is neither an exported variant (model.onnx or model.xml) nor a Hugging Face model dir")
+    _check_runtime_installed(path)
     if is_variant_dir(path) and (path / "export.json").is_file():
         try:
             record = json.loads((path / "export.json").read_text(encoding="utf-8"))
@@ -190,6 +191,20 @@ def check_model_dir(path: Path, force: bool = False, max_length: int = 0) -> Non
             raise UserError(f"{path}/export.json does not parse: {exc}") from exc
         if not force:
             _check_export_record(path, record if isinstance(record, dict) else {}, max_length)
+
+
+def _check_runtime_installed(path: Path) -> None:
+    """The package that runs this directory is installed: a lean install serves ONNX graphs only."""
+    from studentpack.engines.graph import graph_file
+    from studentpack.ground.extras import require_modules
+
+    graph = graph_file(path)
+    if graph is None:
+        require_modules(f"{path} is a PyTorch model directory", "torch", "transformers")
+    elif graph.name == "model.xml":
+        require_modules(f"{path} is an OpenVINO graph", "openvino")
+    else:
+        require_modules(f"{path} is an ONNX graph", "onnxruntime")
 
 
 def _check_export_record(path: Path, record: dict[str, Any], max_length: int = 0) -> None:
@@ -222,6 +237,7 @@ def load_backend(
     spin: bool = False,
     force: bool = False,
     max_batch: int = 0,
+    release_memory: bool = True,
 ) -> Backend:
     """Open a model directory for serving; CUDA that is not really used is an error, never a CPU fallback."""
     check_model_dir(path, force, max_length)
@@ -232,7 +248,7 @@ def load_backend(
     if is_variant_dir(path):
         from studentpack.serving.graph_backend import GraphBackend
 
-        backend = GraphBackend(path, device, max_length, threads, spin=spin, max_batch=max_batch)
+        backend = GraphBackend(path, device, max_length, threads, spin, max_batch, release_memory)
     else:
         backend = TorchBackend(path, device=device, max_length=max_length, threads=threads)
     backend.info.sha256 = hash_directory(path)

@@ -15,17 +15,24 @@ from typing import Any
 import numpy as np
 
 from studentpack.ground.errors import UserError
-from studentpack.model.pooling import l2_normalize_np
+from studentpack.model.pooling import l2_normalize_np, mean_pool
 from studentpack.serving.backends import Kind, ModelInfo, TextTokenizer, Tokenized, pad_batch
 
 
 class GraphBackend:
     def __init__(
-        self, path: Path, device: str, max_length: int, threads: int, spin: bool = False, max_batch: int = 0
+        self,
+        path: Path,
+        device: str,
+        max_length: int,
+        threads: int,
+        spin: bool = False,
+        max_batch: int = 0,
+        release_memory: bool = True,
     ) -> None:
         from studentpack.engines.graph import GraphEncoder, open_session
 
-        options: dict[str, Any] = {"spinning": spin}
+        options: dict[str, Any] = {"spinning": spin, "release_memory": release_memory}
         if max_batch:  # warm the largest batch too, so the first full batch does not pay for its allocation
             options["warmup_shapes"] = ((max_batch, max_length),)
         self.session = open_session(path, device=device, threads=threads or None, max_length=max_length, **options)
@@ -75,8 +82,7 @@ class GraphBackend:
         }
         out = self.session.run(feeds, [self._output])[self._output]
         if self._pool:
-            mask = batch.attention_mask[..., None].astype(out.dtype)  # (B, T, 1)
-            out = l2_normalize_np((out * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9))  # (B, T, H) -> (B, H)
+            out = l2_normalize_np(mean_pool(out, batch.attention_mask))  # (B, T, H) -> (B, H)
         return np.asarray(out, dtype=np.float32)
 
     def close(self) -> None:

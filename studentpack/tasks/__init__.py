@@ -4,8 +4,10 @@
     evaluation = evaluate(EvalConfig(model="runs/mha-l3/student", task="stsb", data="dev.tsv", save=False))
     evaluation.result.value   # Spearman x100
 
-Modules: `data` (loaders), `metrics`, `stsb`, `sst2`, `agreement`, `finetune`, `report` (JSON, table,
-eval.json), `options` (EvalConfig), `run` (resolve, check, score, save). Importing this package
+Modules: `data` (table readers), `sets` (task examples from a table), `shipped` (embedded texts),
+`metrics`, `stsb`, `sst2`, `agreement`, `finetune`, `report` (JSON, table, eval.json), `options`
+(EvalConfig), `model_ref` (resolving the models named), `splits` (the data an evaluation scores),
+`scoring`, `finetune_eval` (--mode finetune), `run` (check, score, save). Importing this package
 does not import torch.
 """
 

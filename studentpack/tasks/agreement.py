@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from studentpack.tasks.data import TextSet
 from studentpack.tasks.metrics import neighbour_recall, pairwise_cosines, row_cosines, spearman
+from studentpack.tasks.sets import TextSet
 
 NEIGHBOURS = 10
 # recall@10 (x100) on embedded:heldout that the validation ties to 97% of the teacher on labelled data

@@ -7,13 +7,25 @@ import numpy as np
 from studentpack.model.pooling import l2_normalize_np
 
 
+def ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing the mean of the ranks they span (scipy's rankdata 'average')."""
+    values = np.asarray(x, np.float64)
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts_group = np.r_[True, ordered[1:] != ordered[:-1]]  # (N,): first row of each run of equal values
+    group = np.cumsum(starts_group) - 1
+    first = np.flatnonzero(starts_group)
+    last = np.r_[first[1:], len(values)] - 1
+    result = np.empty(len(values))
+    result[order] = ((first + last) / 2 + 1)[group]
+    return result
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
     """Spearman rank correlation; NaN when either side is constant (no ranking to compare)."""
-    from scipy.stats import spearmanr
-
     if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return float("nan")
-    return float(spearmanr(x, y).statistic)
+    return pearson(ranks(x), ranks(y))
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:

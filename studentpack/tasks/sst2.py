@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
 from studentpack.ground.errors import UserError
-from studentpack.tasks.data import LabeledSet
+from studentpack.tasks import logistic
 from studentpack.tasks.metrics import accuracy
+from studentpack.tasks.sets import LabeledSet
 
 LABELS = ["negative", "positive"]
 
@@ -23,29 +23,20 @@ def probe(
     progress: bool = False,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Fit standardise + L2 logistic regression on train embeddings; accuracy on dev embeddings."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     if len(np.unique(train.labels)) < 2:
         raise UserError(f"{train.source}: the probe needs both classes in the train rows")
     before = encoder.truncated
     x_train = encoder.encode(train.texts, batch_size=batch_size, progress=progress)  # (N_train, D)
     train_truncated = encoder.truncated - before
     x_dev = encoder.encode(dev.texts, batch_size=batch_size, progress=progress)  # (N_dev, D)
-    clf = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        clf.fit(x_train, train.labels)
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    clf = logistic.fit(x_train, train.labels, c=c)
     metrics = {
         "accuracy": accuracy(clf.predict(x_dev), dev.labels),
         "train_accuracy": accuracy(clf.predict(x_train), train.labels),
     }
     details = {
         "probe": f"StandardScaler + LogisticRegression(C={c:g})",
-        "probe_converged": converged,
+        "probe_converged": clf.converged,
         "train_truncated": train_truncated,
     }
     return metrics, details

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 
 from studentpack.ground.errors import UserError
-from studentpack.tasks.data import PairSet
 from studentpack.tasks.metrics import pearson, row_cosines, spearman
+from studentpack.tasks.sets import PairSet
 
 
 def embed_pairs(encoder: Any, pairs: PairSet, batch_size: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from studentpack.ground.errors import UserError
 
@@ -21,6 +23,21 @@ EMBEDDED_CORPUS = "embedded:english"
 # encoders whose position ids start at padding_idx + 1 (RoBERTa's convention), unlike BERT's 0
 ROBERTA_FAMILY = ("roberta", "xlm-roberta", "camembert")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def position_limit(config: Mapping[str, Any]) -> int:
+    """Tokens a sequence may hold (config.json data): the position table, less RoBERTa's offset (pad id + 1)."""
+    positions = int(config.get("max_position_embeddings", 512))
+    if config.get("model_type") in ROBERTA_FAMILY:
+        positions -= int(config.get("pad_token_id", 1)) + 1
+    return positions
+
+
+def sequence_limit(config: Mapping[str, Any], tokenizer: Any) -> int:
+    """position_limit, capped by the tokenizer's own limit where it sets a real one (not its 1e30 sentinel)."""
+    positions = position_limit(config)
+    tok_max = int(getattr(tokenizer, "model_max_length", positions) or positions)
+    return min(positions, tok_max if tok_max < 1_000_000 else positions)
 
 
 @dataclass(frozen=True)

@@ -35,3 +35,15 @@ def masked_token_mean(values: torch.Tensor, attention_mask: torch.Tensor) -> tor
     """Mean of per-token values (B, T) over real tokens only."""
     mask = attention_mask.to(values.dtype)  # (B, T)
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def softmax_and_logsumexp(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax over the last dimension and its log-sum-exp: (..., K) -> (..., K), (...), from one fused softmax
+    and two row maxima.
+
+    lse = s_k - log p_k for any key k; taking k = argmax keeps log p_k >= -log T (no underflow).
+    This avoids the slow broadcast subtract of torch.logsumexp over the last dimension.
+    """
+    probs = torch.softmax(scores, dim=-1)
+    lse = scores.amax(dim=-1) - probs.amax(dim=-1).log()
+    return probs, lse

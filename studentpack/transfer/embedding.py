@@ -12,21 +12,16 @@ import torch
 import torch.nn.functional as F
 
 from studentpack.model.features import FeatureRequest, Features
+from studentpack.model.pooling import mean_pool
 from studentpack.text.segments import segment_means
 from studentpack.transfer.base import Transfer
-
-
-def pooled(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Masked mean over real tokens: (B, T, H) -> (B, H)."""
-    mask = attention_mask.unsqueeze(-1).to(states.dtype)  # (B, T, 1)
-    return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
 
 def _sentences(states: torch.Tensor, features: Features) -> torch.Tensor:
     """One pooled vector per sentence: per row, or per line when lines are packed in isolation."""
     if features.segments is not None:
         return segment_means(states, features.segments)  # (B, T, H) -> (N, H)
-    return pooled(states, features.attention_mask)  # (B, T, H) -> (B, H)
+    return mean_pool(states, features.attention_mask)  # (B, T, H) -> (B, H)
 
 
 class EmbeddingTransfer(Transfer):

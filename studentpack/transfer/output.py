@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from studentpack.model.features import FeatureRequest, Features
-from studentpack.transfer.base import Transfer
+from studentpack.transfer.base import Transfer, softmax_and_logsumexp
 
 
 class _SoftKL(torch.autograd.Function):
@@ -26,8 +26,8 @@ class _SoftKL(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
         z_s, z_t = student / temperature, teacher / temperature  # (M, V)
-        p_s, lse_s = _softmax_lse(z_s)
-        p_t, lse_t = _softmax_lse(z_t)
+        p_s, lse_s = softmax_and_logsumexp(z_s)
+        p_t, lse_t = softmax_and_logsumexp(z_t)
         kl = (_row_dot(p_t, z_t) - lse_t) - (_row_dot(p_t, z_s) - lse_s)  # (M,)
         ctx.save_for_backward(p_s, p_t)
         ctx.temperature = temperature
@@ -37,12 +37,6 @@ class _SoftKL(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         p_s, p_t = ctx.saved_tensors
         return (p_s - p_t).mul_(grad.unsqueeze(-1) / ctx.temperature), None, None
-
-
-def _softmax_lse(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row softmax and log-sum-exp; lse = max - log(max prob), exact and free of underflow."""
-    probs = torch.softmax(z, dim=-1)
-    return probs, z.amax(dim=-1) - probs.amax(dim=-1).log()
 
 
 def _row_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

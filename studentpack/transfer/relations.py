@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from studentpack.ground.errors import UserError
 from studentpack.model.features import FeatureRequest, Features
 from studentpack.text.segments import same_segment
-from studentpack.transfer.base import Transfer
+from studentpack.transfer.base import Transfer, softmax_and_logsumexp
 
 RELATIONS = ("qq", "kk", "vv")
 PREFERRED_RELATION_HEADS = 48
@@ -78,17 +78,6 @@ def _scores(flat: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return torch.baddbmm(bias, flat, flat.transpose(1, 2))
 
 
-def _softmax_and_logsumexp(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row softmax (N, T, T) and log-sum-exp (N, T) from one fused softmax and two row maxima.
-
-    lse = s_k - log p_k for any key k; taking k = argmax keeps log p_k >= -log T (no underflow).
-    This avoids the slow broadcast subtract of torch.logsumexp over the last dimension.
-    """
-    probs = torch.softmax(scores, dim=-1)
-    lse = scores.amax(dim=-1) - probs.amax(dim=-1).log()
-    return probs, lse
-
-
 class _RelationLogSumExp(torch.autograd.Function):
     """lse_q = log sum_k exp(h_q . h_k + bias_k) for flattened, pre-scaled h: (N, T, d) -> (N, T).
 
@@ -106,7 +95,7 @@ class _RelationLogSumExp(torch.autograd.Function):
         wide = torch.promote_types(flat.dtype, torch.float32)  # fp32, or fp64 where tests use it
         with torch.autocast(device_type=flat.device.type, enabled=False):
             flat_wide = flat.to(wide)
-            probs, lse = _softmax_and_logsumexp(_scores(flat_wide, None if bias is None else bias.to(wide)))
+            probs, lse = softmax_and_logsumexp(_scores(flat_wide, None if bias is None else bias.to(wide)))
         ctx.save_for_backward(flat_wide, probs)
         return lse
 
@@ -172,7 +161,7 @@ def relation_kl(
     with torch.no_grad():
         h_t = split_heads(teacher.to(student.dtype), heads)  # (R, B, Hr, T, d_t)
         scores_t = _scores(_flat_scaled(h_t), _flat_bias(bias, h_t.shape))  # (N, T, T)
-        p_t, lse_t = _softmax_and_logsumexp(scores_t)  # (N, T, T), (N, T); p_t is 0 on padded keys
+        p_t, lse_t = softmax_and_logsumexp(scores_t)  # (N, T, T), (N, T); p_t is 0 on padded keys
         del scores_t
         p_t = p_t.view(*h_t.shape[:-1], h_t.shape[-2])  # (R, B, Hr, T, T)
         neg_entropy = _expected_score(h_t, p_t) - lse_t.view(h_t.shape[:-1])  # (R, B, Hr, T)

@@ -21,11 +21,11 @@ class BuildContext(Protocol):
     """What a variant's `make` may use: the export's options, the loaded model, and the work directory
     in which every graph built so far lives under <work>/<variant>/ (model.onnx, or model.xml for OpenVINO)."""
 
-    opts: Any  # pipeline.ExportOptions
-    p: Any  # pipeline._Plan (preset, calibration texts, corpora)
+    opts: Any  # options.ExportOptions
+    p: Any  # options.Plan (preset, calibration texts, corpora)
     work: Path
     module: Any  # the torch module being exported
-    info: Any  # export.onnx.ModelInfo
+    info: Any  # export.onnx.GraphFacts
 
     def log(self, line: str) -> None: ...
 

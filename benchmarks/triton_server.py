@@ -1,11 +1,12 @@
 """A real Triton Inference Server on loopback, from the `tritonserver` binary that the PyPI wheel
-`nvidia-pytriton` carries, for tests and benchmarks against `studentpack export --triton`'s repository.
+`nvidia-pytriton` carries, for tests and benchmarks against `studentpack export --triton`'s repository
+(tests/test_triton_server.py loads this file by path; benchmarks/bench_triton.py imports it as a sibling).
 
     benchmarks/triton_setup.sh .triton        # once: the unpacked wheel and a numpy<2 environment
     with TritonServer(repo, ["teacher_int8-dynamic"], pytriton=".triton/pytriton") as server:
         server.url                            # http://127.0.0.1:PORT
 
-What it takes to run here (../shared/notes/triton.md): the Python backend's stub for this Python
+What it takes to run outside NVIDIA's container: the Python backend's stub for this Python
 version copied next to the backend, libpython on the library path, and the text model's packages
 (numpy<2, onnxruntime, tokenizers) in the environment its config names (EXECUTION_ENV_PATH). The
 ONNX Runtime backend is not in the wheel, so only the named (text) models are loaded, explicitly.
