@@ -7,6 +7,9 @@ serve-only install and the full one from the README:
     python benchmarks/serve_footprint.py lean=/tmp/lean full=.venv \\
         --model runs/pipeline/mha-l3/onnx/int8-dynamic --model runs/pipeline/mha-l3/onnx/openvino-int8
 
+NAME=VENV@TREE runs the server from a source tree instead (its PYTHONPATH), e.g. an older commit
+checked out with `git worktree`, to compare with the code before a change.
+
 Each (environment, model) pair starts its own server three times: time to ready is the median of the
 three, memory is read from /proc after the last one has answered 200 requests of held-out English
 (`warm-up`: every batch shape the server will see has run). Writes benchmarks/results/serve_footprint.json.
@@ -16,6 +19,7 @@ The environment is measured as the size of the venv's files (`du`), including pi
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -50,10 +54,13 @@ def _rss_mib(pid: int) -> dict[str, float]:
     return {key: round(int(fields[key].split()[0]) / 1024, 1) for key in ("VmRSS", "VmHWM")}
 
 
-def _serve(venv: Path, model: Path, timeout_s: float = 120.0) -> tuple[subprocess.Popen[bytes], str, float]:
+def _serve(
+    venv: Path, model: Path, tree: str | None, timeout_s: float = 120.0
+) -> tuple[subprocess.Popen[bytes], str, float]:
+    env = {**os.environ, "PYTHONPATH": tree} if tree else None
     start = time.perf_counter()
     proc = subprocess.Popen([str(venv / "bin" / "studentpack"), "serve", f"m={model}", "--port", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)  # fmt: skip
     assert proc.stderr is not None
     url = ""
     for line in proc.stderr:
@@ -92,10 +99,12 @@ def _vectors(url: str, texts: list[str], per_request: int = 8) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)  # (N, D)
 
 
-def measure(venv: Path, model: Path, texts: list[str], starts: int = 3) -> tuple[dict[str, Any], np.ndarray]:
+def measure(
+    venv: Path, model: Path, texts: list[str], tree: str | None = None, starts: int = 3
+) -> tuple[dict[str, Any], np.ndarray]:
     ready = []
     for attempt in range(starts):
-        proc, url, seconds = _serve(venv, model)
+        proc, url, seconds = _serve(venv, model, tree)
         ready.append(seconds)
         if attempt < starts - 1:
             _stop(proc)
@@ -118,20 +127,24 @@ def main() -> None:
     parser.add_argument("--texts", type=int, default=1600, help="warm-up texts, sent 8 per request")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "serve_footprint.json")
     args = parser.parse_args()
-    envs = dict(item.split("=", 1) for item in args.envs)
+    envs, trees = {}, {}
+    for item in args.envs:
+        name, _, spec = item.partition("=")
+        envs[name], _, trees[name] = spec.partition("@")
     texts = heldout_english()[: args.texts]
     result: dict[str, Any] = {"machine": {**machine(), "cpu_class": cpu_class(cpu_flags())}, "environments": {},
                               "models": {}}  # fmt: skip
     for name, venv in envs.items():
         path = Path(venv).resolve()
         present = {f"has_{m}": _has(path, m) for m in ("torch", "transformers", "openvino")}
-        result["environments"][name] = {"venv": str(path), "disk_mib": _venv_mib(path), **present}
+        result["environments"][name] = {"venv": str(path), "disk_mib": _venv_mib(path), **present,
+                                        "source_tree": trees[name] or "installed"}  # fmt: skip
         print(name, result["environments"][name], flush=True)
     for model in args.model:
         entry: dict[str, Any] = {}
         reference = None
         for name, venv in envs.items():
-            figures, vectors = measure(Path(venv).resolve(), model.resolve(), texts)
+            figures, vectors = measure(Path(venv).resolve(), model.resolve(), texts, trees[name] or None)
             if reference is None:
                 reference = vectors
             else:

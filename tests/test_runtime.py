@@ -147,3 +147,19 @@ def test_classifier_sentence_pairs_match_torch(tmp_path: Path) -> None:
     assert not np.allclose(got, onnx_model.predict(firsts, batch_size=4))
     with pytest.raises(ValueError, match="text pairs"):
         onnx_model.predict(firsts, text_pairs=seconds[:2])
+
+
+def test_released_memory_changes_no_output(variant_dir: Path) -> None:
+    """Runs above the release threshold hand the arena back; the numbers must be the same either way."""
+    from studentpack.engines.graph import open_session
+    from studentpack.engines.ort import RELEASE_ABOVE_TOKENS
+
+    texts = [" ".join(SENTENCES)] * 16  # (16, T): far past the threshold
+    keeping = open_session(variant_dir, threads=1)
+    releasing = open_session(variant_dir, threads=1, release_memory=True)
+    feeds = keeping.tokenize(texts)
+    assert feeds["input_ids"].size > RELEASE_ABOVE_TOKENS
+    for _ in range(2):  # the second run reallocates what the first handed back
+        np.testing.assert_array_equal(
+            releasing.run(feeds)["sentence_embedding"], keeping.run(feeds)["sentence_embedding"]
+        )

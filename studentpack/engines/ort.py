@@ -35,6 +35,8 @@ from studentpack.ground.errors import UserError
 
 CPU_PROVIDER = "CPUExecutionProvider"
 MODEL_FILE = "model.onnx"
+# runs of more tokens (batch x length) than this hand their memory back when release_memory is set
+RELEASE_ABOVE_TOKENS = 512
 _INT_TYPES = {"tensor(int64)": np.int64, "tensor(int32)": np.int32}
 
 
@@ -96,9 +98,11 @@ class OrtSession(GraphSession):
     ) -> None:
         """`threads`: intra-op threads (None: onnxruntime's default, one per core).
 
-        `release_memory=True` hands the memory arena's free chunks back after every run, so a server's
-        resident memory returns to its resting size after a large batch instead of holding that batch's
-        peak for the life of the process (see ground/memory.py for the allocator half of this).
+        `release_memory=True` hands the memory arena's free chunks back after every run larger than
+        RELEASE_ABOVE_TOKENS, so a server's resident memory returns to its resting size after a large
+        batch instead of holding that batch's peak for the life of the process (ground/memory.py has the
+        allocator half of this). Smaller runs reuse what the arena holds: releasing after every run cost
+        up to a fifth of the throughput of one-text calls (BENCHMARKS.md, *The lean serving install*).
 
         `spinning=False` stops idle intra-op threads from busy-waiting for the next run: slower to
         start each run by a little, but they no longer take cores from other threads between runs
@@ -127,11 +131,12 @@ class OrtSession(GraphSession):
             raise UserError(f"onnxruntime cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
         self.providers = list(self.session.get_providers())
         check_providers(device, self.providers, where=f"the session for {self.path}")
-        self._run_options = ort.RunOptions()
+        self._releasing: Any = None  # RunOptions that shrink the arena after the run
         if release_memory:
             kind, index = parse_device(device)
+            self._releasing = ort.RunOptions()
             arena = "cpu:0" if kind == "cpu" else f"cpu:0;gpu:{index}"
-            self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", arena)
+            self._releasing.add_run_config_entry("memory.enable_memory_arena_shrinkage", arena)
         super().__init__(tokenizer, max_length, info)
         self.input_types = {i.name: _INT_TYPES.get(i.type, np.int64) for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -141,7 +146,10 @@ class OrtSession(GraphSession):
     def run(self, feeds: dict[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         names = list(outputs) if outputs else self.output_names
         self.check_outputs(names)
-        values = self.session.run(names, {k: v for k, v in feeds.items() if k in self.input_types}, self._run_options)
+        large = self._releasing is not None and feeds["input_ids"].size > RELEASE_ABOVE_TOKENS
+        values = self.session.run(
+            names, {k: v for k, v in feeds.items() if k in self.input_types}, self._releasing if large else None
+        )
         return dict(zip(names, values, strict=True))
 
     def output_width(self, name: str) -> int | None:
