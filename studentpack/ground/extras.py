@@ -11,7 +11,6 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "torch": "train",
     "transformers": "train",
     "accelerate": "train",
-    "safetensors": "train",
     "onnx": "train",
     "onnxruntime": "serve",
     "locust": "serve",

@@ -1,0 +1,127 @@
+"""Model2Vec's directory format for static students: one vector per vocabulary token, a sentence is the
+mean of its tokens' vectors (then L2-normalised).
+
+A directory holds `model.safetensors` (tensor `embeddings`, (V, D); optional `weights`, (V,), scaling each
+row, and `mapping`, (V,), row of each token id), `tokenizer.json` (no padding, no truncation: the
+sentence length is `config["max_length"]` tokens), `config.json` (`model_type: "model2vec"`,
+`normalize`, `max_length`, `hidden_dim`, ...) and `modules.json` (sentence-transformers' StaticEmbedding
+and Normalize), so that `model2vec.StaticModel.from_pretrained(dir)` loads it. Reading and encoding here
+need numpy, tokenizers and safetensors only: the serving side runs static students without torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from studentpack.ground.errors import UserError
+
+MODEL_TYPE = "model2vec"
+FILES = ("model.safetensors", "tokenizer.json", "config.json")
+
+
+def is_static_dir(path: Path) -> bool:
+    """A Model2Vec directory: its three files, and a config that says so."""
+    if not all((path / name).is_file() for name in FILES):
+        return False
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return isinstance(config, dict) and config.get("model_type") == MODEL_TYPE
+
+
+@dataclass
+class StaticTable:
+    """What encoding needs: the rows (weights and mapping folded in), the tokenizer, and the config."""
+
+    rows: np.ndarray  # (V, D) float32: row i is token id i's vector
+    tokenizer: Any  # tokenizers.Tokenizer, padding and truncation off
+    unk_id: int | None  # dropped from every text, as Model2Vec does (word-level vocabularies map much to it)
+    normalize: bool
+    max_length: int | None  # tokens kept per text (no special tokens are added)
+    config: dict[str, Any]
+
+    @property
+    def dim(self) -> int:
+        return int(self.rows.shape[1])
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        ids = [e.ids[: self.max_length] if self.max_length else e.ids for e in encodings]
+        return [[t for t in row if t != self.unk_id] for row in ids] if self.unk_id is not None else ids
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """(N,) texts -> (N, D) float32: the mean of each text's token rows (zeros for a text with none)."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, ids in enumerate(self.token_ids(texts)):
+            if ids:
+                out[i] = self.rows[np.asarray(ids, dtype=np.int64)].mean(axis=0)  # (T, D) -> (D,)
+        if self.normalize:
+            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
+        return out
+
+
+def unk_token_id(tokenizer: Any) -> int | None:
+    """The id of the tokenizer's unknown token (WordPiece, BPE and word-level models name it; Unigram numbers it)."""
+    token = getattr(tokenizer.model, "unk_token", None)
+    if token is not None:
+        found = tokenizer.token_to_id(token)
+        return int(found) if found is not None else None
+    unk = json.loads(tokenizer.to_str())["model"].get("unk_id")
+    return int(unk) if unk is not None else None
+
+
+def load_static(path: Path) -> StaticTable:
+    from safetensors.numpy import load_file
+    from tokenizers import Tokenizer
+
+    if not is_static_dir(path):
+        raise UserError(f"{path} is not a Model2Vec directory ({', '.join(FILES)} with model_type {MODEL_TYPE!r})")
+    try:
+        tensors = load_file(str(path / "model.safetensors"))
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except Exception as exc:  # safetensors and tokenizers raise their own types for corrupt files
+        raise UserError(f"cannot load the static model in {path}: {str(exc).splitlines()[0]}") from exc
+    if "embeddings" not in tensors or tensors["embeddings"].ndim != 2:
+        raise UserError(f"{path}/model.safetensors has no (vocabulary, dim) tensor named 'embeddings'")
+    rows = tensors["embeddings"].astype(np.float32)  # (V', D); int8 tables widen to float
+    if "mapping" in tensors:
+        rows = rows[tensors["mapping"].astype(np.int64)]  # (V, D): token id -> its row
+    if "weights" in tensors:
+        rows = rows * tensors["weights"].astype(np.float32)[:, None]  # (V, D) * (V, 1)
+    if tokenizer.get_vocab_size() > len(rows):
+        raise UserError(f"{path}: the tokenizer has {tokenizer.get_vocab_size()} tokens, the table {len(rows)} rows")
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    max_length = config.get("max_length", 512)
+    return StaticTable(rows, tokenizer, unk_token_id(tokenizer), bool(config.get("normalize", True)),
+                       int(max_length) if max_length else None, config)  # fmt: skip
+
+
+def save_static(
+    path: Path, rows: np.ndarray, tokenizer: Any, config: dict[str, Any], weights: np.ndarray | None = None
+) -> None:
+    """Write the directory's files into `path` (the caller makes it, e.g. as an atomic directory)."""
+    from safetensors.numpy import save_file
+
+    tensors = {"embeddings": np.ascontiguousarray(rows, dtype=np.float32)}  # (V, D)
+    if weights is not None:
+        tensors["weights"] = np.ascontiguousarray(weights, dtype=np.float32)  # (V,)
+    save_file(tensors, str(path / "model.safetensors"))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    tokenizer.save(str(path / "tokenizer.json"), pretty=False)
+    full = {"model_type": MODEL_TYPE, "architectures": ["StaticModel"], "normalize": True, "max_length": 512,
+            "hidden_dim": int(rows.shape[1]), "embedding_dtype": "float32", **config}  # fmt: skip
+    (path / "config.json").write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+    modules = [{"idx": 0, "name": "0", "path": ".", "type": "sentence_transformers.models.StaticEmbedding"}]
+    if full["normalize"]:
+        modules.append({"idx": 1, "name": "1", "path": "1_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (path / "modules.json").write_text(json.dumps(modules, indent=2) + "\n", encoding="utf-8")
