@@ -73,8 +73,8 @@ def train(
     regression = len(encoder.labels) == 1
     per_epoch = math.ceil(len(texts) / settings.batch_size)
     total = per_epoch * settings.epochs
-    optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _linear_schedule(total, settings.warmup))
+    optimizer = torch.optim.AdamW(param_groups(model, settings.weight_decay), lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(total, settings.warmup))
     if regression:  # start the head at the mean target: no early steps spent learning the bias (MSE 8.9 -> 2)
         with torch.no_grad():
             adapter.head_output_layer(model).bias.fill_(float(np.mean(targets)))
@@ -130,7 +130,7 @@ def _step(
     return torch.nn.functional.cross_entropy(logits.float(), gold_ids)
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """No weight decay on biases and LayerNorm weights (the usual BERT fine-tuning recipe)."""
     decay: list[torch.nn.Parameter] = []
     no_decay: list[torch.nn.Parameter] = []
@@ -140,7 +140,7 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _linear_schedule(total: int, warmup: float) -> Any:
+def linear_schedule(total: int, warmup: float) -> Any:
     warm = int(total * warmup)
 
     def factor(step: int) -> float:

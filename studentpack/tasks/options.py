@@ -11,10 +11,12 @@ Task = Literal["stsb", "sst2", "agreement"]
 
 # task -> its modes, the first being the default for an embedding model; `predict` scores a classifier
 MODES: dict[str, tuple[str, ...]] = {
-    "stsb": ("zeroshot", "finetune", "predict"),
+    "stsb": ("zeroshot", "finetune", "predict", "biencoder"),
     "sst2": ("probe", "finetune", "predict"),
     "agreement": ("zeroshot",),
 }
+# modes that train on the train split and save the trained model: cross-encoder/classifier, bi-encoder
+TRAINING_MODES = ("finetune", "biencoder")
 DEFAULT_DATA = {"stsb": "hub:glue/stsb", "sst2": "hub:glue/sst2"}
 DEFAULT_PROBE_TRAIN = 10_000  # probe train rows unless --train-limit says otherwise
 DEFAULT_AGREEMENT_TEXTS = 1_000
@@ -71,8 +73,8 @@ class EvalConfig:
             raise UserError(f"--weight-decay must not be negative, got {self.weight_decay}")
         if self.task == "agreement" and (self.train or self.train_limit):
             raise UserError("agreement needs no train split (--train, --train-limit)")
-        if self.mode == "finetune" and self.out and self.out.endswith(".json"):
-            raise UserError("with --mode finetune, --out names the directory of the fine-tuned model")
+        if self.mode in TRAINING_MODES and self.out and self.out.endswith(".json"):
+            raise UserError(f"with --mode {self.mode}, --out names the directory of the fine-tuned model")
 
     @property
     def data_spec(self) -> str | None:

@@ -15,7 +15,7 @@ from studentpack.ground.errors import UserError
 from studentpack.tasks import report
 from studentpack.tasks.finetune_eval import finetune_and_score
 from studentpack.tasks.model_ref import ModelRef, is_classifier, resolve, run_of_variant, teacher_ref
-from studentpack.tasks.options import EvalConfig
+from studentpack.tasks.options import TRAINING_MODES, EvalConfig
 from studentpack.tasks.report import EvalResult
 from studentpack.tasks.scoring import score, task_mode
 from studentpack.tasks.splits import load_splits
@@ -33,8 +33,8 @@ def evaluate(cfg: EvalConfig, progress: bool = False) -> Evaluation:
     started, notes = time.perf_counter(), list[str]()
     ref = resolve(cfg.model)
     mode = task_mode(cfg, is_classifier(ref))
-    if mode == "finetune" and ref.kind != "torch":
-        raise UserError(f"--mode finetune needs a PyTorch model directory; {cfg.model} is an {ref.kind} model")
+    if mode in TRAINING_MODES and ref.kind != "torch":
+        raise UserError(f"--mode {mode} needs a PyTorch model directory; {cfg.model} is an {ref.kind} model")
     eval_path, model_dir = _plan_outputs(cfg, ref, mode, notes)
     if eval_path is not None:
         report.load_existing(eval_path)  # refuse a foreign file there before any work
@@ -45,8 +45,8 @@ def evaluate(cfg: EvalConfig, progress: bool = False) -> Evaluation:
         import torch  # graphs take their thread count when opened; only PyTorch models need torch told
 
         torch.set_num_threads(cfg.threads)
-    if mode == "finetune":
-        result = finetune_and_score(cfg, ref, splits, model_dir, progress)
+    if mode in TRAINING_MODES:
+        result = finetune_and_score(cfg, ref, mode, splits, model_dir, progress)
     else:
         result = score(cfg, ref, mode, splits, teacher, progress)
     result.seconds = time.perf_counter() - started
@@ -62,15 +62,15 @@ def _plan_outputs(cfg: EvalConfig, ref: ModelRef, mode: str, notes: list[str]) -
     """(eval.json path or None, fine-tuned model directory or None), refusing bad targets up front."""
     if not cfg.save:
         return None, None
-    if mode == "finetune":
+    if mode in TRAINING_MODES:
         if cfg.out:
             model_dir = Path(cfg.out).expanduser()
         elif ref.path is None or ref.packaged:
             raise UserError(
-                "--mode finetune on an installed model needs --out DIR for the fine-tuned model (or --no-save)"
+                f"--mode {mode} on an installed model needs --out DIR for the fine-tuned model (or --no-save)"
             )
         else:
-            model_dir = ref.path.resolve().parent / cfg.task
+            model_dir = ref.path.resolve().parent / (cfg.task if mode == "finetune" else f"{cfg.task}-{mode}")
         if model_dir.exists() and not cfg.overwrite:
             raise UserError(f"{model_dir} already exists; pass --overwrite to replace it, or another --out")
         return model_dir.resolve().parent / report.EVAL_FILE, model_dir

@@ -10,7 +10,7 @@ from typing import Any
 from studentpack.ground.errors import UserError
 from studentpack.tasks import sets
 from studentpack.tasks.data import locate, read_table
-from studentpack.tasks.options import DEFAULT_AGREEMENT_TEXTS, DEFAULT_PROBE_TRAIN, EvalConfig
+from studentpack.tasks.options import DEFAULT_AGREEMENT_TEXTS, DEFAULT_PROBE_TRAIN, TRAINING_MODES, EvalConfig
 from studentpack.tasks.shipped import EMBEDDED_HELDOUT
 
 
@@ -51,7 +51,7 @@ def load_splits(cfg: EvalConfig, mode: str) -> Splits:
             raise
         raise UserError(_no_data_message(cfg.task, spec, str(exc))) from exc
     dev = sets.head(dev, cfg.limit)
-    if mode not in ("probe", "finetune"):
+    if mode not in ("probe", *TRAINING_MODES):
         return Splits(dev, None, source, None)
     train_spec = cfg.train or spec
     if not cfg.train and not spec.startswith("hub:") and Path(spec).is_file():

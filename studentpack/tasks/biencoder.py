@@ -1,0 +1,105 @@
+"""The bi-encoder protocol for similarity tasks, as sentence-transformers users fine-tune: the sentence
+embedding itself is trained so that the cosine of a pair's two embeddings matches the pair's gold
+similarity scaled to [0, 1] (sentence-transformers' CosineSimilarityLoss: mean squared error on cosines).
+
+Unlike the cross-encoder (`finetune.py`: both sentences in one input, a regression head), the result is
+still a sentence embedder: encoder, pooling, the directory's Dense when there is one, normalisation. So it
+is scored like a zero-shot model (cosine of the two embeddings against the gold scores), and `serve`,
+`export` and `eval` take the saved directory as they take the student it came from.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from studentpack.engines.pytorch import TorchEncoder, open_torch
+from studentpack.ground.errors import UserError
+from studentpack.tasks.finetune import TrainLog, TrainSettings, linear_schedule, param_groups, seed_everything
+
+# what a sentence-transformers directory carries besides the encoder's own files (the Dense is rewritten)
+_SENTENCE_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json", "1_Pooling")
+
+
+def build(path: Path, device: str, max_length: int, seed: int, allow_pickle: bool = False) -> TorchEncoder:
+    seed_everything(seed)
+    return open_torch(path, device=device, max_length=max_length, allow_pickle=allow_pickle)
+
+
+def train(
+    encoder: TorchEncoder,
+    firsts: Sequence[str],
+    seconds: Sequence[str],
+    scores: np.ndarray,
+    settings: TrainSettings,
+    progress: bool = False,
+) -> TrainLog:
+    """AdamW with linear warm-up and decay over shuffled pairs; MSE between cosines and scores / max score."""
+    top = float(np.max(scores))
+    if top <= 0:
+        raise UserError("the bi-encoder needs gold similarities above 0 (they are scaled by the largest)")
+    targets = np.asarray(scores, dtype=np.float32) / top  # (N,) in [0, 1] for non-negative scores
+    modules = torch.nn.ModuleList([encoder.model, encoder.head])
+    per_epoch = math.ceil(len(firsts) / settings.batch_size)
+    total = per_epoch * settings.epochs
+    optimizer = torch.optim.AdamW(param_groups(modules, settings.weight_decay), lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(total, settings.warmup))
+    seed_everything(settings.seed)  # dropout masks
+    order_rng = np.random.default_rng(settings.seed)  # batch order
+    truncated_before, started, losses = encoder.truncated, time.perf_counter(), []
+    modules.train()
+    bar = tqdm(total=total, disable=not progress, desc="finetune (bi-encoder)", unit="step")
+    try:
+        for _epoch in range(settings.epochs):
+            order = order_rng.permutation(len(firsts))
+            for start in range(0, len(firsts), settings.batch_size):
+                rows = order[start : start + settings.batch_size]
+                u = _embed(encoder, [firsts[i] for i in rows])  # (B, D), unit rows
+                v = _embed(encoder, [seconds[i] for i in rows])  # (B, D)
+                gold = torch.as_tensor(targets[rows], device=u.device)  # (B,)
+                loss = torch.nn.functional.mse_loss((u * v).sum(dim=-1), gold)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(modules.parameters(), settings.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+    finally:
+        bar.close()
+        modules.eval()
+    tail = losses[-max(1, len(losses) // 10) :]
+    return TrainLog(steps=total, examples=len(firsts) * settings.epochs, first_loss=losses[0],
+                    final_loss=float(np.mean(tail)), seconds=time.perf_counter() - started,
+                    truncated=encoder.truncated - truncated_before)  # fmt: skip
+
+
+def _embed(encoder: TorchEncoder, texts: list[str]) -> torch.Tensor:
+    feeds = encoder.tokenize(texts)
+    states = encoder.model(**feeds).last_hidden_state  # (B, T, H)
+    return encoder.head(states, feeds["attention_mask"]).float()  # (B, D), L2-normalised
+
+
+def save(encoder: TorchEncoder, source: Path, folder: Path) -> None:
+    """The fine-tuned embedder as a sentence-transformers directory like its source (into `folder`)."""
+    from studentpack.model import adapter
+    from studentpack.model.sentence_head import DENSE_DIR, save_dense
+
+    adapter.save_pretrained(encoder.model, encoder.tokenizer, folder)
+    for name in _SENTENCE_FILES:
+        item = source / name
+        if item.is_dir():
+            shutil.copytree(item, folder / name)
+        elif item.is_file():
+            shutil.copy2(item, folder / name)
+    if encoder.head.dense is not None:
+        shutil.rmtree(folder / DENSE_DIR, ignore_errors=True)
+        save_dense(folder, encoder.head.dense)
