@@ -99,3 +99,34 @@ def test_training_verbs_name_the_missing_extra(tiny_bert_dir: Path, tmp_path: Pa
         lines = [line for line in done.stderr.splitlines() if "error" in line]
         assert len(lines) == 1 and "studentpack[train]" in lines[0], (argv, done.stderr[-2000:])
         assert "Traceback" not in done.stderr, (argv, done.stderr[-2000:])
+
+
+def test_a_static_student_is_served_and_evaluated_without_the_training_side(
+    tiny_bert_dir: Path, tmp_path: Path
+) -> None:
+    """A Model2Vec directory needs the core install only: serve answers with the engine's vectors, and
+    eval scores it on STS-B, with torch, transformers and the rest blocked."""
+    import httpx
+    import numpy as np
+
+    from studentpack.engines import open_model
+    from tests.test_eval_support import sentence_pairs, stsb_tsv
+    from tests.test_serve_e2e import start
+    from tests.test_static_engine import write_static_dir
+    from tests.tiny import SENTENCES
+
+    static = write_static_dir(tiny_bert_dir / "tokenizer.json", tmp_path / "static")
+    code = BLOCK + f"from studentpack.cli import main\nraise SystemExit(main(['serve', 'm={static}', '--port', '0']))\n"
+    server = start([sys.executable, "-c", code])
+    try:
+        body = httpx.post(f"{server.url}/v1/embeddings", json={"model": "m", "input": SENTENCES[:4]}, timeout=60)
+        assert body.status_code == 200, body.text
+        served = np.asarray([row["embedding"] for row in body.json()["data"]])
+    finally:
+        assert server.stop() == 0, "".join(server.log)[-2000:]
+    assert not any("None in sys.modules" in line for line in server.log)
+    np.testing.assert_allclose(served, open_model(str(static)).encode(SENTENCES[:4]), atol=1e-6)
+    stsb = stsb_tsv(tmp_path / "stsb.tsv", [(a, b, float(i % 5)) for i, (a, b) in enumerate(sentence_pairs(20))])
+    # --threads tells torch its thread count for PyTorch models only; a static model must not reach for torch
+    done = _blocked_cli(["eval", str(static), "--task", "stsb", "--data", str(stsb), "--no-save", "--threads", "1"])
+    assert done.returncode == 0 and "spearman" in done.stdout, done.stderr[-2000:]

@@ -110,7 +110,8 @@ def _add_student(found: Found, path: Path) -> None:
     if teacher.get("sha256"):
         found.teacher_shas.add(teacher["sha256"])
     run = directory.parent.name if directory.name == "student" else directory.name
-    found.models[sha] = Model(sha, directory, "torch", sha, run, _weights_bytes(directory), manifest=manifest)
+    variant = "static" if (manifest.get("config") or {}).get("method") == "static" else "torch"
+    found.models[sha] = Model(sha, directory, variant, sha, run, _weights_bytes(directory), manifest=manifest)
 
 
 def _add_variant(found: Found, path: Path) -> None:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-HELP = "train a student from a teacher (OD, HS or MHA transfer)"
+HELP = "train a student from a teacher (OD, HS or MHA transfer, or a static table)"
 DESCRIPTION = """\
 Distil a Transformer encoder into a smaller student, task-agnostically, by one of the transfers
 compared in Udagawa et al. (EMNLP 2023 Industry):
@@ -17,6 +17,11 @@ compared in Udagawa et al. (EMNLP 2023 Industry):
   od    Output Distribution: T^2 * KL over MLM predictions at masked positions
   emb   the sentence-transformers baseline: MSE between pooled, normalised sentence embeddings
   hs+mha, od+mha, ...  weighted sums (--set hs_weight=..., mha_weight=...)
+  static  no transformer: a table of one vector per vocabulary token (Model2Vec's distillation: each
+          token run through the teacher, PCA, SIF weights), a sentence the mean of its tokens' rows;
+          --static-steps N trains the table on the corpus against the teacher's sentence embeddings.
+          Combines with no other method; settings for transformer students are refused with it.
+          The student is a Model2Vec directory (model2vec.StaticModel.from_pretrained loads it)
 
 With no arguments it distils the packaged all-MiniLM-L6-v2 into a 3-layer student by HS transfer on
 general English that ships with studentpack (embedded:english), cut into sentences and packed side
@@ -35,6 +40,7 @@ examples:
   studentpack distill --method hs --layer-map uniform-last --student-layers 3 --out runs/hs-l3 \\
       --corpus ../shared/data/wikitext-2/valid.txt --corpus ../shared/data/wikitext-2/test.txt
   studentpack distill --method od --student-layers 4 --student-hidden 256 --out runs/od-l4h256
+  studentpack distill --method static --static-dim 256 --out runs/static-d256
   studentpack distill --resume runs/mha-l3          # continue an interrupted run
   studentpack distill --config run.yaml --set lr=2e-4 --set student.layers=4
   torchrun --nproc_per_node 2 -m studentpack distill ...     # several processes (or accelerate launch)
@@ -82,6 +88,9 @@ _FLAG_KEYS: dict[str, str] = {
     "threads": "threads",
     "allow_pickle": "allow_pickle",
     "teacher_cache_mb": "teacher_cache_mb",
+    "static_dim": "static_dim",
+    "static_sif": "static_sif",
+    "static_steps": "static_steps",
 }
 
 
@@ -111,7 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     how = parser.add_argument_group("method")
-    how.add_argument("--method", default=s, help="hs (default), mha, od, emb, or a combination like hs+mha")
+    how.add_argument(
+        "--method", default=s, help="hs (default), mha, od, emb, a combination like hs+mha, or static (alone)"
+    )
     how.add_argument(
         "--layer-map",
         default=s,
@@ -141,6 +152,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=s,
         help="OD with a headless teacher: steps to fit its MLM head first (default 300, cached)",
     )
+
+    from studentpack.commands.distill_static import add_static_arguments
+
+    add_static_arguments(parser, s)
 
     student = parser.add_argument_group("student shape (defaults derived from the teacher)")
     student.add_argument("--student-layers", type=int, default=s, help="layers (default: half the teacher's)")
@@ -264,12 +279,18 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_config(args: argparse.Namespace) -> Any:
     from studentpack.config import apply_sets, build, load_file
-    from studentpack.distill.config import DistillConfig, canonical_method
+    from studentpack.distill.config import STATIC, DistillConfig, canonical_method
+    from studentpack.distill.static_run import refuse_other_settings
+    from studentpack.ground.errors import UserError
 
     data = load_file(args.config) if args.config else {}
     data = apply_sets(_merge(data, _explicit_settings(args)), args.set)
     if "method" in data:  # a combination in any order: "hs+emb" is "emb+hs"
         data["method"] = canonical_method(data["method"])
+    if data.get("method") == STATIC:
+        refuse_other_settings(data)
+    elif given := sorted(key for key in data if key.startswith("static_")):
+        raise UserError(f"--{given[0].replace('_', '-')} is a setting of --method static only")
     return build(DistillConfig, data)
 
 
@@ -296,6 +317,10 @@ def run(args: argparse.Namespace) -> int:
         config = check_resumable(run_dir)
     else:
         config = resolve_config(args)
+        if config.method == "static":
+            from studentpack.commands.distill_static import run_static_command
+
+            return run_static_command(args, config)
 
     from studentpack.distill.plan import make_plan
 
@@ -325,6 +350,12 @@ def run(args: argparse.Namespace) -> int:
     if distiller.acc.is_main_process:
         _summary(student)
     return 0
+
+
+def quote_path(path: Path) -> str:
+    from shlex import quote
+
+    return quote(str(path))
 
 
 def _summary(student: Path) -> None:

@@ -168,8 +168,13 @@ def _check_device(device: str, paths: list[Path]) -> None:
         return
     from studentpack.engines.graph import graph_file
     from studentpack.engines.openvino import check_device as check_openvino_device
+    from studentpack.engines.static import check_cpu, is_static_model
     from studentpack.ground.cuda import require_ort_cuda, require_torch_cuda
 
+    static = [p for p in paths if is_static_model(p)]
+    for path in static:
+        check_cpu(device, path)
+    paths = [p for p in paths if p not in static]
     for path in paths:
         graph = graph_file(path)
         if graph is not None and graph.name == "model.xml":

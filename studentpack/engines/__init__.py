@@ -8,9 +8,11 @@ report comes from the same scoring code whatever runs the model:
 - an exported variant directory      -> engines.graph.GraphEncoder over
                                         engines.ort.OrtSession (model.onnx) or
                                         engines.openvino.OvSession (model.xml)
+- a Model2Vec (static) directory     -> engines.static.StaticEncoder (numpy: a table lookup)
 - a served URL (http://...)          -> engines.remote.HttpEncoder
 
-`open_model(spec)` picks the engine from the spec. Engine modules import only `engines.base`, never each
+`open_model(spec)` picks the engine from the spec (a Model2Vec directory before the Hugging Face
+fallback: it has a config.json too). Engine modules import only `engines.base`, never each
 other, and this module imports them only when asked for one.
 """
 
@@ -46,7 +48,8 @@ __all__ = [
 
 
 def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LENGTH, **kwargs: Any) -> Any:
-    """A TextEncoder or TextClassifier for a model directory, an exported variant directory or a URL."""
+    """A TextEncoder or TextClassifier for a model directory, an exported variant directory, a static
+    (Model2Vec) directory or a URL."""
     from studentpack.ground.errors import UserError
 
     if spec.startswith(("http://", "https://")):
@@ -60,6 +63,10 @@ def open_model(spec: str, device: str = "cpu", max_length: int = DEFAULT_MAX_LEN
 
     if is_variant_dir(path):
         return open_graph(path, device=device, max_length=max_length, **kwargs)
+    from studentpack.engines.static import is_static_model, open_static
+
+    if is_static_model(path):
+        return open_static(path, device=device, max_length=max_length, **kwargs)
     from studentpack.engines.pytorch import open_torch
 
     return open_torch(path, device=device, max_length=max_length, **kwargs)

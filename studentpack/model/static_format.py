@@ -96,8 +96,9 @@ def load_static(path: Path) -> StaticTable:
         rows = rows[tensors["mapping"].astype(np.int64)]  # (V, D): token id -> its row
     if "weights" in tensors:
         rows = rows * tensors["weights"].astype(np.float32)[:, None]  # (V, D) * (V, 1)
-    if tokenizer.get_vocab_size() > len(rows):
-        raise UserError(f"{path}: the tokenizer has {tokenizer.get_vocab_size()} tokens, the table {len(rows)} rows")
+    needed = max(tokenizer.get_vocab(with_added_tokens=True).values(), default=-1) + 1  # ids may skip numbers
+    if needed > len(rows):
+        raise UserError(f"{path}: the tokenizer has ids up to {needed - 1}, the table {len(rows)} rows")
     tokenizer.no_padding()
     tokenizer.no_truncation()
     max_length = config.get("max_length", 512)
@@ -106,14 +107,17 @@ def load_static(path: Path) -> StaticTable:
 
 
 def save_static(
-    path: Path, rows: np.ndarray, tokenizer: Any, config: dict[str, Any], weights: np.ndarray | None = None
-) -> None:
+    path: Path, rows: np.ndarray, tokenizer: Any, config: dict[str, Any], weights: np.ndarray | None = None,
+    mapping: np.ndarray | None = None,
+) -> None:  # fmt: skip
     """Write the directory's files into `path` (the caller makes it, e.g. as an atomic directory)."""
     from safetensors.numpy import save_file
 
     tensors = {"embeddings": np.ascontiguousarray(rows, dtype=np.float32)}  # (V, D)
     if weights is not None:
         tensors["weights"] = np.ascontiguousarray(weights, dtype=np.float32)  # (V,)
+    if mapping is not None:
+        tensors["mapping"] = np.ascontiguousarray(mapping, dtype=np.int64)  # (V,): row of each token id
     save_file(tensors, str(path / "model.safetensors"))
     tokenizer.no_padding()
     tokenizer.no_truncation()

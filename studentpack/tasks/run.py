@@ -34,7 +34,7 @@ def evaluate(cfg: EvalConfig, progress: bool = False) -> Evaluation:
     ref = resolve(cfg.model)
     mode = task_mode(cfg, is_classifier(ref))
     if mode in TRAINING_MODES and ref.kind != "torch":
-        raise UserError(f"--mode {mode} needs a PyTorch model directory; {cfg.model} is an {ref.kind} model")
+        raise UserError(f"--mode {mode} needs a PyTorch model directory; {cfg.model} is not one ({ref.kind})")
     eval_path, model_dir = _plan_outputs(cfg, ref, mode, notes)
     if eval_path is not None:
         report.load_existing(eval_path)  # refuse a foreign file there before any work
