@@ -7,14 +7,13 @@ tokenisation plus a table lookup, with numpy, tokenizers and safetensors only (n
     vectors = encoder.encode(["a sentence", "another one"])   # (2, D) float32
 
 Tokens are cut at `max_length` (no special tokens are added, as in Model2Vec), then the unknown token is
-dropped; `truncated` counts the texts that were cut. The serving backend shares `cut_tokens` and
-`pool_tokens`, so a served vector is the vector `encode` gives.
+dropped; `truncated` counts the texts that were cut. The serving backend and this encoder both call the
+table's `cut` and `pool` (model/static_format.py), so a served vector is the vector `encode` gives.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,33 +34,6 @@ def is_static_model(path: Path) -> bool:
     return isinstance(config, dict) and config.get("model_type") == MODEL_TYPE
 
 
-def cut_tokens(table: StaticTable, texts: Sequence[str], max_length: int) -> tuple[list[list[int]], list[bool]]:
-    """Texts -> (token ids cut at max_length, unknown tokens kept; whether each text was cut)."""
-    encodings = table.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)
-    ids = [e.ids for e in encodings]
-    return [row[:max_length] for row in ids], [len(row) > max_length for row in ids]
-
-
-def pool_tokens(table: StaticTable, ids: Sequence[Sequence[int]]) -> np.ndarray:
-    """Token ids per text -> (N, D) float32: the mean of each text's rows, unknown tokens left out (a text
-    with no known token gives zeros), L2-normalised when the model says so. Each row depends on its own
-    text alone, so a batch's rows equal the rows of its texts run one by one."""
-    if table.unk_id is not None:
-        ids = [[t for t in row if t != table.unk_id] for row in ids]
-    lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))  # (N,)
-    out = np.zeros((len(ids), table.dim), dtype=np.float32)  # (N, D)
-    kept = np.flatnonzero(lengths)  # texts with at least one token
-    if len(kept):
-        flat = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=int(lengths.sum()))  # (sum T,)
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # (N,): each text's first token in `flat`
-        # empty texts add no tokens, so each kept text's segment ends where the next kept one starts
-        sums = np.add.reduceat(table.rows[flat], starts[kept], axis=0)  # (sum T, D) -> (K, D)
-        out[kept] = sums / lengths[kept, None].astype(np.float32)
-    if table.normalize:
-        out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32  # zero rows stay zero
-    return out
-
-
 class StaticEncoder(LocalEncoder):
     """TextEncoder over a Model2Vec table (the protocol in `studentpack.engines`); an embedding model."""
 
@@ -75,9 +47,9 @@ class StaticEncoder(LocalEncoder):
 
     def _run_batch(self, firsts: list[str], seconds: list[str] | None, pool: bool) -> np.ndarray:
         # only encode() gets here: with no labels, LocalEncoder.predict refuses (and with it sentence pairs)
-        ids, cut = cut_tokens(self.table, firsts, self.max_length)
+        ids, cut = self.table.cut(firsts, self.max_length)
         self.truncated += sum(cut)
-        return pool_tokens(self.table, ids)
+        return self.table.pool(ids)
 
 
 def open_static(path: Path, device: str = "cpu", max_length: int = DEFAULT_MAX_LENGTH, **_: Any) -> StaticEncoder:

@@ -51,20 +51,35 @@ class StaticTable:
     def dim(self) -> int:
         return int(self.rows.shape[1])
 
-    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
-        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        ids = [e.ids[: self.max_length] if self.max_length else e.ids for e in encodings]
-        return [[t for t in row if t != self.unk_id] for row in ids] if self.unk_id is not None else ids
+    def cut(self, texts: Sequence[str], max_length: int | None) -> tuple[list[list[int]], list[bool]]:
+        """Texts -> (token ids cut at max_length, unknown tokens kept; whether each text was cut)."""
+        ids = [e.ids for e in self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)]
+        if not max_length:
+            return ids, [False] * len(ids)
+        return [row[:max_length] for row in ids], [len(row) > max_length for row in ids]
+
+    def pool(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Token ids per text -> (N, D) float32: the mean of each text's rows, the unknown token left out
+        (a text with none left gives zeros), L2-normalised when the model says so. Each row depends on
+        its own text alone, so a batch's rows equal the rows of its texts run one by one."""
+        if self.unk_id is not None:
+            ids = [[t for t in row if t != self.unk_id] for row in ids]
+        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))  # (N,)
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)  # (N, D)
+        kept = np.flatnonzero(lengths)  # texts with at least one token
+        if len(kept):
+            flat = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=int(lengths.sum()))  # (sum T,)
+            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # (N,): each text's first token in `flat`
+            # empty texts add no tokens, so each kept text's segment ends where the next kept one starts
+            sums = np.add.reduceat(self.rows[flat], starts[kept], axis=0)  # (sum T, D) -> (K, D)
+            out[kept] = sums / lengths[kept, None].astype(np.float32)
+        if self.normalize:
+            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32  # zero rows stay zero
+        return out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """(N,) texts -> (N, D) float32: the mean of each text's token rows (zeros for a text with none)."""
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, ids in enumerate(self.token_ids(texts)):
-            if ids:
-                out[i] = self.rows[np.asarray(ids, dtype=np.int64)].mean(axis=0)  # (T, D) -> (D,)
-        if self.normalize:
-            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
-        return out
+        """(N,) texts -> (N, D) float32, cut at the model's own max_length, as Model2Vec encodes."""
+        return self.pool(self.cut(texts, self.max_length)[0])
 
 
 def unk_token_id(tokenizer: Any) -> int | None:

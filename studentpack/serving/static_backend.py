@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from studentpack.engines.static import cut_tokens, open_static, pool_tokens
+from studentpack.engines.static import open_static
 from studentpack.ground.errors import UserError
 from studentpack.serving.backends import ModelInfo, Tokenized
 
@@ -35,12 +35,12 @@ class StaticBackend:
     def tokenize(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> Tokenized:
         if pairs is not None:
             raise UserError(f"{self.info.source} is an embedding model; it scores no sentence pairs")
-        ids, cut = cut_tokens(self.table, texts, self.max_length)
+        ids, cut = self.table.cut(texts, self.max_length)
         return Tokenized(ids, cut)
 
     def run(self, ids: Sequence[Sequence[int]], types: Sequence[Sequence[int] | None]) -> np.ndarray:
         """Token ids per text (type ids are ignored: no pairs) -> (B, D) float32."""
-        return pool_tokens(self.table, ids)
+        return self.table.pool(ids)
 
     def close(self) -> None:
         pass
