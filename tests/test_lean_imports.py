@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from studentpack.bench.plot import PLOT_FILE
 from tests.test_report import runs  # noqa: F401  (the fixture: a tree of JSON results, no model code)
 
@@ -37,27 +39,36 @@ def test_the_report_runs_without_torch_or_transformers(runs: Path, tmp_path: Pat
 def test_a_graph_is_served_without_torch_or_transformers(tiny_bert_dir: Path, tmp_path: Path) -> None:
     """The serve-only path: an exported variant answers /v1/embeddings with both libraries blocked, with
     the vectors the PyTorch model gives (fp32 graph: parity 1e-5)."""
-    import httpx
     import numpy as np
 
     from studentpack.engines.pytorch import open_torch
-    from tests.test_serve_e2e import export_variant, start
+    from tests.test_serve_e2e import export_variant
     from tests.tiny import SENTENCES
 
     variant = export_variant(tiny_bert_dir, tmp_path / "onnx")
+    served = _served_blocked(variant, SENTENCES[:4])
+    np.testing.assert_allclose(served, open_torch(tiny_bert_dir).encode(SENTENCES[:4]), atol=1e-5)
+
+
+def _served_blocked(model: Path, texts: list[str]) -> np.ndarray:
+    """`studentpack serve m=MODEL` with the training side blocked: its /v1/embeddings rows for `texts`."""
+    import httpx
+
+    from tests.test_serve_e2e import start
+
     code = BLOCK + (
         "from studentpack.cli import main\n"
-        f"raise SystemExit(main(['serve', 'm={variant}', '--port', '0', '--threads', '1']))\n"
+        f"raise SystemExit(main(['serve', 'm={model}', '--port', '0', '--threads', '1']))\n"
     )
     server = start([sys.executable, "-c", code])
     try:
-        body = httpx.post(f"{server.url}/v1/embeddings", json={"model": "m", "input": SENTENCES[:4]}, timeout=60)
+        body = httpx.post(f"{server.url}/v1/embeddings", json={"model": "m", "input": texts}, timeout=60)
         assert body.status_code == 200, body.text
         served = np.asarray([row["embedding"] for row in body.json()["data"]])
     finally:
         assert server.stop() == 0, "".join(server.log)[-2000:]
     assert not any("None in sys.modules" in line for line in server.log)
-    np.testing.assert_allclose(served, open_torch(tiny_bert_dir).encode(SENTENCES[:4]), atol=1e-5)
+    return served
 
 
 def _blocked_cli(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -106,25 +117,15 @@ def test_a_static_student_is_served_and_evaluated_without_the_training_side(
 ) -> None:
     """A Model2Vec directory needs the core install only: serve answers with the engine's vectors, and
     eval scores it on STS-B, with torch, transformers and the rest blocked."""
-    import httpx
     import numpy as np
 
     from studentpack.engines import open_model
     from tests.test_eval_support import sentence_pairs, stsb_tsv
-    from tests.test_serve_e2e import start
     from tests.test_static_engine import write_static_dir
     from tests.tiny import SENTENCES
 
     static = write_static_dir(tiny_bert_dir / "tokenizer.json", tmp_path / "static")
-    code = BLOCK + f"from studentpack.cli import main\nraise SystemExit(main(['serve', 'm={static}', '--port', '0']))\n"
-    server = start([sys.executable, "-c", code])
-    try:
-        body = httpx.post(f"{server.url}/v1/embeddings", json={"model": "m", "input": SENTENCES[:4]}, timeout=60)
-        assert body.status_code == 200, body.text
-        served = np.asarray([row["embedding"] for row in body.json()["data"]])
-    finally:
-        assert server.stop() == 0, "".join(server.log)[-2000:]
-    assert not any("None in sys.modules" in line for line in server.log)
+    served = _served_blocked(static, SENTENCES[:4])
     np.testing.assert_allclose(served, open_model(str(static)).encode(SENTENCES[:4]), atol=1e-6)
     stsb = stsb_tsv(tmp_path / "stsb.tsv", [(a, b, float(i % 5)) for i, (a, b) in enumerate(sentence_pairs(20))])
     # --threads tells torch its thread count for PyTorch models only; a static model must not reach for torch
