@@ -21,6 +21,8 @@ Plans:
   curve       the best method's quality against tokens seen (checkpoints of one long run)
   tune        variants of the comparison's best 3-layer run (HS, uniform-last), as distill flags, on
               the comparison's corpus and budget: --variant lr2e-4="--lr 2e-4"
+  seeded      variants of `studentpack distill`'s own defaults (embedded corpus, its steps), each run
+              for every seed in --seeds and averaged: --variant l2-lr6e-4="--student-layers 2 --lr 6e-4"
 
     python benchmarks/distill_study.py packing
     python benchmarks/distill_study.py comparison --steps 300 --seeds 0,1 --finetune
@@ -51,7 +53,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 WIKITEXT = [str(SHARED / "wikitext-2" / f) for f in ("valid.txt", "test.txt")]
 
 
-_SHIPPED_CORPUS = ("packing", "quick", "budget")  # plans on the defaults' corpus and inputs
+_SHIPPED_CORPUS = ("packing", "quick", "budget", "seeded")  # plans on the defaults' corpus and inputs
 
 
 @dataclass
@@ -84,6 +86,9 @@ def plan_runs(args: argparse.Namespace) -> list[Run]:
     if args.plan == "tune":  # variants of the comparison's best 3-layer run, on its corpus and budget
         base = ["--layer-map", "uniform-last"]
         return [init, *(Run(name, "hs", [*base, *shlex.split(flags)]) for name, flags in args.variants)]
+    if args.plan == "seeded":  # every variant's first seed before any second seed: a plan cut short still compares
+        return [Run(f"{name}-s{seed}", "hs", shlex.split(flags), seed, name)
+                for seed in seeds for name, flags in args.variants]  # fmt: skip
     if args.plan == "curve":
         every = str(max(1, args.steps // 8))
         return [init, Run(f"curve-{args.curve_method}", args.curve_method, ["--snapshot-every", every])]
@@ -160,7 +165,7 @@ def score(model: Path, args: argparse.Namespace, cache: Path) -> dict[str, float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("plan", choices=["packing", "quick", "budget", "comparison", "curve", "tune"])
+    parser.add_argument("plan", choices=["packing", "quick", "budget", "comparison", "curve", "tune", "seeded"])
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "study")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -177,7 +182,7 @@ def main() -> None:
     parser.add_argument("--curve-method", default="mha")
     parser.add_argument("--variant", dest="variants", action="append", default=[],
                         type=lambda s: tuple(s.split("=", 1)), metavar='NAME="FLAGS"',
-                        help="quick and tune plans: a variant, as distill flags (repeatable)")  # fmt: skip
+                        help="quick, tune and seeded plans: a variant, as distill flags (repeatable)")  # fmt: skip
     parser.add_argument("--only", help="comma list of run names to do now (the rest are reported if cached)")
     args = parser.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)

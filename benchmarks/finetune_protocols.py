@@ -1,21 +1,24 @@
-"""STS-B fine-tuned by the bi-encoder protocol (`studentpack eval --mode biencoder`: the embedding itself,
-cosine loss) next to each model's zero-shot score, for the teacher and the students given.
+"""STS-B fine-tuned by both protocols, over seeds, next to each model's zero-shot score, for the teacher and
+the students given; students are also given as % of the teacher tuned by the same recipe and seed.
 
     python benchmarks/finetune_protocols.py teacher=default mha-l3=runs/pipeline/mha-l3/student \\
-        hs-l2=runs/pipeline/hs-l2/student --data ../shared/data/stsb --epochs 1 --lr 2e-5 --seed 0
+        hs-l2=runs/pipeline/hs-l2/student --seeds 0,1 \\
+        --recipe biencoder:1:2e-5 --recipe finetune:3:1e-4 --work runs/finetune-protocols
 
-Each model: `eval --task stsb` (zero-shot) then `eval --mode biencoder`; students are also given as % of
-the teacher fine-tuned by the same recipe. Writes benchmarks/results/finetune_protocols.json.
-`--collect DIR` reads the zs-NAME.json / be-NAME.json files such a run left in DIR instead of running.
+A recipe is PROTOCOL:EPOCHS:LR[:EXTRA], PROTOCOL `biencoder` (`eval --mode biencoder`: the embedding itself,
+cosine loss) or `finetune` (`eval --mode finetune`: a cross-encoder with a regression head, the paper's
+protocol); EXTRA is more `eval` flags, comma-separated (`--warmup=0.2`). Every (model, recipe, seed) is one
+`studentpack eval` whose JSON stays in --work: a second call runs only what is missing, so recipes and seeds
+can be added across sessions. Writes benchmarks/results/finetune_protocols.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,48 +29,77 @@ from studentpack.ground.provenance import cpu_flags, machine
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _eval(args: list[str], out: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "studentpack", "eval", *args, "--json"], capture_output=True,
-                          text=True, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise SystemExit(done.stderr.strip().splitlines()[-1])
-    out.write_text(done.stdout)
+def _eval(args: list[str], out: Path) -> dict[str, Any]:
+    """One `studentpack eval --json`, kept in `out` (read back when it is already there)."""
+    if not out.is_file():
+        print(f"[protocols] eval {' '.join(args)}", file=sys.stderr, flush=True)
+        done = subprocess.run([sys.executable, "-m", "studentpack", "eval", *args, "--json"], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            raise SystemExit(done.stderr.strip().splitlines()[-1])
+        atomic.write_text(out, done.stdout)
+    return json.loads(out.read_text())
+
+
+def _recipe_args(recipe: str) -> list[str]:
+    """`eval` flags of PROTOCOL:EPOCHS:LR[:EXTRA]."""
+    protocol, epochs, lr, *extra = recipe.split(":", 3)
+    if protocol not in ("biencoder", "finetune"):
+        raise SystemExit(f"recipe {recipe}: the protocol is biencoder or finetune")
+    flags = [flag for item in extra for part in item.split(",") for flag in part.split("=", 1)]
+    return ["--mode", protocol, "--epochs", epochs, "--lr", lr, *flags]
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    return {"mean": round(statistics.fmean(values), 2), "spread": round(max(values) - min(values), 2),
+            "values": [round(v, 2) for v in values]}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="NAME=PATH (the first is the teacher)")
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "stsb"))
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--lr", type=float, default=2e-5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--collect", type=Path, help="read the results of an earlier run from this directory")
+    parser.add_argument("--recipe", dest="recipes", action="append", default=[], metavar="PROTOCOL:EPOCHS:LR[:EXTRA]")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "finetune-protocols")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_protocols.json")
     args = parser.parse_args()
     models = dict(item.split("=", 1) for item in args.models)
-    recipe = ["--epochs", str(args.epochs), "--lr", str(args.lr), "--seed", str(args.seed)]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    recipes = args.recipes or ["biencoder:1:2e-5"]
+    args.work.mkdir(parents=True, exist_ok=True)
     rows: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        where = args.collect or Path(tmp)
-        for name, path in models.items():
-            if args.collect is None:
-                base = [path, "--task", "stsb", "--data", args.data, "--threads", "2"]
-                _eval([*base, "--no-save"], where / f"zs-{name}.json")
-                _eval([*base, "--mode", "biencoder", *recipe, "--out", str(where / f"out-{name}"), "--overwrite"],
-                      where / f"be-{name}.json")  # fmt: skip
-            zeroshot = json.loads((where / f"zs-{name}.json").read_text())
-            tuned = json.loads((where / f"be-{name}.json").read_text())
-            rows[name] = {"model": path, "zeroshot": zeroshot["value"], "biencoder": tuned["value"],
-                          "train_seconds": tuned["details"]["train_seconds"], "steps": tuned["details"]["steps"],
-                          "final_loss": tuned["details"]["final_loss"]}  # fmt: skip
+    for name, path in models.items():  # the zero-shot scores first: they need no training
+        base = [path, "--task", "stsb", "--data", args.data, "--threads", str(args.threads)]
+        rows[name] = {"model": path, "zeroshot": _eval([*base, "--no-save"], args.work / f"zs-{name}.json")["value"]}
+    for recipe in recipes:  # every model's first seed before any second seed: a run cut short still compares
+        flags = _recipe_args(recipe)
+        for seed in seeds:
+            for name, path in models.items():
+                base = [path, "--task", "stsb", "--data", args.data, "--threads", str(args.threads)]
+                tag = f"{name}-{recipe.replace(':', '_').replace('=', '').replace(',', '_')}-s{seed}"
+                result = _eval([*base, *flags, "--seed", str(seed), "--no-save"], args.work / f"{tag}.json")
+                rows[name].setdefault(recipe, {})[str(seed)] = {
+                    "value": result["value"], "train_seconds": result["details"]["train_seconds"],
+                    "steps": result["details"]["steps"], "final_loss": result["details"]["final_loss"],
+                }  # fmt: skip
     teacher = next(iter(rows.values()))
     for row in rows.values():
-        row["biencoder_pct_of_teacher"] = round(100 * row["biencoder"] / teacher["biencoder"], 1)
         row["zeroshot_pct_of_teacher"] = round(100 * row["zeroshot"] / teacher["zeroshot"], 1)
-    result = {"machine": {**machine(), "cpu_class": cpu_class(cpu_flags())}, "data": args.data,
-              "recipe": {"epochs": args.epochs, "lr": args.lr, "seed": args.seed}, "models": rows}  # fmt: skip
+        for recipe in recipes:
+            runs = row.get(recipe, {})
+            done = [s for s in runs if s in teacher.get(recipe, {})]
+            if not done:
+                continue
+            runs["score"] = _summary([runs[s]["value"] for s in done])
+            runs["pct_of_teacher"] = _summary([100 * runs[s]["value"] / teacher[recipe][s]["value"] for s in done])
+            runs["above_zeroshot"] = all(runs[s]["value"] >= row["zeroshot"] for s in done)
+    result = {"machine": {**machine(), "cpu_class": cpu_class(cpu_flags())}, "data": args.data, "seeds": seeds,
+              "recipes": recipes, "models": rows}  # fmt: skip
     atomic.write_json(args.out, result)
-    print(json.dumps(rows, indent=1))
+    print(json.dumps({n: {r: row[r].get("pct_of_teacher") for r in recipes if r in row} for n, row in rows.items()},
+                     indent=1))  # fmt: skip
 
 
 if __name__ == "__main__":

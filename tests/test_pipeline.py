@@ -23,7 +23,11 @@ def _config(teacher: Path, corpus: Path, out: Path, **extra: Any) -> PipelineCon
         "out": str(out),
         "teacher": str(teacher),
         "corpus": [str(corpus)],
-        "students": [{"name": "mha-l2", "method": "mha", "layers": 2}, {"name": "hs-l2", "method": "hs", "layers": 2}],
+        "students": [
+            {"name": "mha-l2", "method": "mha", "layers": 2},
+            {"name": "hs-l2", "method": "hs", "layers": 2},
+            {"name": "table", "method": "static", "settings": {"static_steps": 4}},
+        ],
         "steps": 3,
         "budget_minutes": None,
         "variants": ["fp32", "int8-dynamic"],
@@ -56,9 +60,17 @@ def test_every_stage_leaves_its_artifact_and_the_report_covers_them(finished: tu
         assert "student" in results and f"served/{run}-{variant}" in results  # local, then through the endpoint
         assert results["student"]["agreement/zeroshot"]["metric"] == "recall_at_10"
     assert (out / "teacher" / "bench" / "torch" / "loadtest.json").is_file()
+    # the static student: distilled with the settings a table reads (max_length, threads of FAST_DISTILL),
+    # served as it is (nothing exported), load-tested and scored through the endpoint like the others
+    manifest = json.loads((out / "table" / "student" / "studentpack.json").read_text())
+    assert manifest["method"] == "static" and manifest["config"]["max_length"] == FAST_DISTILL["max_length"]
+    assert manifest["training"]["steps"] == 4
+    assert not (out / "table" / "onnx").exists() and _served_variants(out, "table") == ["static"]
+    assert json.loads((out / "table" / "bench" / "static" / "loadtest.json").read_text())["failures"] == 0
+    assert "served/table-static" in json.loads((out / "table" / "eval.json").read_text())["results"]
     report = json.loads((out / "report" / "report.json").read_text())
     served = {r["name"] for r in report["rows"] if r["device"] == "cpu"}
-    chosen = {f"{run} {_served_variants(out, run)[0]}" for run in ("teacher", "mha-l2", "hs-l2")}
+    chosen = {f"{run} {_served_variants(out, run)[0]}" for run in ("teacher", "mha-l2", "hs-l2", "table")}
     assert served == {"teacher torch"} | chosen
     assert report["score"]["kind"] == "label_free"
     baseline = [r for r in report["rows"] if r["baseline"]]
@@ -152,7 +164,24 @@ def test_bad_settings_fail_before_any_work(tmp_path: Path, capsys: pytest.Captur
     assert "neither stsb/ nor sst2/" in capsys.readouterr().err
     assert main(["pipeline", "--out", str(out), "--device", "cuda"]) == 2
     assert "CUDA" in capsys.readouterr().err
+    # a transformer's setting given to the static student is named before any work
+    assert main(["pipeline", "--out", str(out), "--set", 'students=[{"name": "t", "method": "static", '
+                 '"settings": {"lr": 0.001}}]']) == 2  # fmt: skip
+    assert "student t: --method static does not use --lr" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_cuda_run_leaves_the_static_student_out_and_says_so() -> None:
+    from studentpack.bench.pipeline import for_device
+    from studentpack.ground.errors import UserError
+
+    cpu = PipelineConfig()
+    assert any(s.static for s in cpu.students) and for_device(cpu) == (cpu, [])
+    gpu, notes = for_device(PipelineConfig(device="cuda"))
+    assert [s.name for s in gpu.students] == [s.name for s in cpu.students if not s.static]
+    assert notes == ["static-d256: left out, a static student is served on CPU only (run it without --device cuda)"]
+    with pytest.raises(UserError, match="every student is static"):
+        for_device(build(PipelineConfig, {"device": "cuda", "students": [{"name": "t", "method": "static"}]}))
 
 
 def test_the_shipped_full_example_is_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

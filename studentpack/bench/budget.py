@@ -47,6 +47,12 @@ SERVE_START_S = 4.0
 SERVE_S_PER_MODEL = 0.6
 LOADTEST_OVERHEAD_S = 1.0  # per concurrency level: locust start, stats
 REPORT_S = 5.0
+# a static student (distill --method static): every vocabulary token through the teacher, then the teacher
+# over the corpus's sentences (per 128-token row of the corpus) and the table's Adam steps
+STATIC_VOCABULARY_S = 24.0
+STATIC_CORPUS_S_PER_ROW = 0.023
+STATIC_STEP_S = 0.033
+STATIC_DEPTH = 0.1  # its evaluations' cost against a 3-layer student's (a lookup and a mean; tokenising stays)
 # the allocation aims this far inside the budget: on the reference machine the timing at the start was off
 # by up to 1.3x from what the run then did (other work on the host), and fixed units cannot be cut later
 PLAN_MARGIN = 0.93
@@ -105,6 +111,12 @@ def distill_seconds(method: str, layers: int, steps: int, rows: int, fit_head_st
         per_step += STEP_S_TEACHER
     head = fit_head_steps * HEAD_FIT_STEP_S if "od" in methods else 0.0
     return DISTILL_START_S + fill + head + steps * per_step
+
+
+def static_distill_seconds(steps: int, rows: int) -> float:
+    """Reference seconds of one `studentpack distill --method static` (`rows`: the corpus in 128-token rows)."""
+    training = rows * STATIC_CORPUS_S_PER_ROW + steps * STATIC_STEP_S if steps else 0.0
+    return DISTILL_START_S + STATIC_VOCABULARY_S + training
 
 
 def export_seconds(variants: tuple[str, ...], layers: int, speed_trial: bool) -> float:

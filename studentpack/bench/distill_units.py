@@ -16,7 +16,9 @@ from studentpack.ground import atomic
 def distill(cfg: PipelineConfig, inputs: PipelineInputs, units: Units, student: StudentPlan) -> bool:
     """Distil `student` under <out>/<student>; True when its student is there."""
     run_dir = units.out / student.name
-    mapping = {**inputs.distill_configs[student.name], "steps": student.steps}
+    mapping = dict(inputs.distill_configs[student.name])
+    if not student.static:
+        mapping["steps"] = student.steps  # the budget's
     unit_inputs = {"config": mapping, "teacher": dir_digest(inputs.teacher_dir), "corpus": corpus_digest(cfg)}
     unit = f"distill:{student.name}"
     ledger = units.ledger
@@ -35,7 +37,8 @@ def distill(cfg: PipelineConfig, inputs: PipelineInputs, units: Units, student: 
         ledger.mark(unit, fingerprint(unit_inputs), "started")
         run_cli(args, units.log(f"distill-{student.name}"))
 
-    label = f"distill {student.name} ({student.method}, {mapping['steps']} steps)"
+    what = "a table of token vectors" if student.static else f"{student.method}, {mapping['steps']} steps"
+    label = f"distill {student.name} ({what})"
     from studentpack.distill.rundir import RunDir
 
     manifest = run_dir / "student" / "studentpack.json"

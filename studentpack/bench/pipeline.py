@@ -15,6 +15,7 @@ Layout under `config.out` (every stage's artifacts stay there):
 Before any work, the budget (bench/budget.py) times the teacher here and sizes the budgeted students'
 distillation to `budget_minutes`. After export, each model is served in the variant that ran fastest on
 one text at a time in the export's speed trial, among those that passed their gate (bench/served_choice.py).
+A static student (a table of token vectors) has no graph to export: it is served as it is (`<student>/bench/static`).
 
 A unit that fails (a student that does not train, a variant that does not export) is reported and
 its dependants are skipped; the other students go on, and the report covers what finished (bench/units.py).
@@ -28,6 +29,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from studentpack.bench import distill_units
@@ -36,7 +38,7 @@ from studentpack.bench.budget_keeper import BudgetKeeper
 from studentpack.bench.evaluations import Evaluations
 from studentpack.bench.export_units import ExportUnits
 from studentpack.bench.input_digests import corpus_chars
-from studentpack.bench.pipeline_config import PipelineConfig, StudentPlan
+from studentpack.bench.pipeline_config import STATIC, PipelineConfig, StudentPlan
 from studentpack.bench.pipeline_inputs import check_device, check_inputs
 from studentpack.bench.pipeline_plan import TEACHER
 from studentpack.bench.served_measurements import ServedMeasurements, ServedModel
@@ -82,14 +84,18 @@ class Pipeline:
         for student in trained if cfg.eval.local else []:
             evaluations.local(student)
         served = [ServedModel(f"{TEACHER}-torch", TEACHER, "torch", inputs.teacher_dir)]
-        sources = [(s.name, self.out / s.name / "student") for s in trained]
+        sources = [(s.name, self.out / s.name / "student") for s in trained if not s.static]
         if cfg.export_teacher:
             sources.insert(0, (TEACHER, inputs.teacher_dir))
         exports = ExportUnits(cfg, inputs, units)
         for run, source in sources:
             served += exports.export(run, source)
         if cfg.serve_student_torch:
-            served += [ServedModel(f"{s.name}-torch", s.name, "torch", self.out / s.name / "student") for s in trained]
+            served += [ServedModel(f"{s.name}-torch", s.name, "torch", self.out / s.name / "student")
+                       for s in trained if not s.static]  # fmt: skip
+        # a static student is served as it is: its table is the model, there is no graph to export
+        served += [ServedModel(f"{s.name}-{STATIC}", s.name, STATIC, self.out / s.name / "student")
+                   for s in trained if s.static]  # fmt: skip
         ServedMeasurements(cfg, inputs, units, evaluations).measure(served)
         self.report(clock)
         self.outcome.seconds = clock.elapsed()
@@ -119,7 +125,11 @@ class Pipeline:
 def run_pipeline(cfg: PipelineConfig, force: bool = False, say: Callable[[str], None] | None = None) -> Outcome:
     say = say or (lambda line: print(f"studentpack pipeline: {line}", file=sys.stderr, flush=True))
     check_device(cfg.device)
+    cfg, left_out = for_device(cfg)
+    for note in left_out:
+        say(note)
     pipeline = Pipeline(cfg, force, say)
+    pipeline.outcome.notes += left_out
     outcome = pipeline.run()
     atomic.write_json(
         pipeline.out / "pipeline-summary.json",
@@ -134,9 +144,21 @@ def run_pipeline(cfg: PipelineConfig, force: bool = False, say: Callable[[str], 
     return outcome
 
 
+def for_device(cfg: PipelineConfig) -> tuple[PipelineConfig, list[str]]:
+    """The configuration without the students its device cannot serve (static ones on a GPU), and why."""
+    if not cfg.device.startswith("cuda") or not any(s.static for s in cfg.students):
+        return cfg, []
+    kept = tuple(s for s in cfg.students if not s.static)
+    notes = [f"{s.name}: left out, a static student is served on CPU only (run it without --device cuda)"
+             for s in cfg.students if s.static]  # fmt: skip
+    if not kept:
+        raise UserError("every student is static, and a static student is served on CPU only: drop --device cuda")
+    return replace(cfg, students=kept), notes
+
+
 def check_config(cfg: PipelineConfig) -> None:
     """Every check that needs no work: data layout, each student's distill settings, the teacher."""
-    check_inputs(cfg)
+    check_inputs(for_device(cfg)[0])
 
 
 def config_json(cfg: PipelineConfig) -> str:

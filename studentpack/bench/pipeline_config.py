@@ -6,7 +6,9 @@ class (AVX2 included; bench/budget.py):
   full recipe): the one worth deploying, never cut by the budget;
 - hs-l2, the same recipe on two layers;
 - mha-l3 and od-l3, the paper's other two transfers, at the steps the budget leaves (equal for both);
-each exported to every CPU variant, the fastest one that passes its gate served beside the teacher,
+- static, Model2Vec's table of token vectors trained on the corpus (about a minute): the far, fast end
+  of the frontier, served as it is (no export) and left out of a cuda run (it is served on CPU only);
+each transformer exported to every CPU variant, the fastest one that passes its gate served beside the teacher,
 load-tested at two concurrency levels and scored without labels by how well it retrieves the
 teacher's nearest neighbours on held-out English. `examples/full.yaml` is the long version.
 """
@@ -18,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from studentpack.ground.errors import UserError
+
+STATIC = "static"  # the method name of a static student (studentpack.distill.config.STATIC, not imported: torch)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,40}$")
 
@@ -34,6 +38,11 @@ class StudentPlan:
     budgeted: bool = False
     min_steps: int = 1
 
+    @property
+    def static(self) -> bool:
+        """A table of token vectors (`distill --method static`): no steps, no export, served as it is."""
+        return self.method == STATIC
+
     def __post_init__(self) -> None:
         if not _NAME.match(self.name) or self.name in ("teacher", "report", "logs"):
             raise UserError(f"student name {self.name!r}: letters, digits, '.', '_', '-'; not teacher/report/logs")
@@ -49,6 +58,7 @@ def _default_students() -> tuple[StudentPlan, ...]:
         # all-MiniLM-L6-v2 lacks, fitted briefly), at the steps the budget leaves
         StudentPlan("mha-l3", "mha", budgeted=True, min_steps=40),
         StudentPlan("od-l3", "od", settings={"fit_head_steps": 60}, budgeted=True, min_steps=40),
+        StudentPlan("static-d256", STATIC),  # where a user who needs only speed would stop: a fixed minute
     )
 
 
@@ -148,6 +158,8 @@ class PipelineConfig:
 
     def distill_mapping(self, student: StudentPlan) -> dict[str, Any]:
         """The `studentpack distill` config of one student (validated by DistillConfig before any run)."""
+        if student.static:
+            return self._static_mapping(student)
         steps = student.steps or self.steps
         mapping: dict[str, Any] = {**({"steps": steps} if steps else {}), **self.distill, **student.settings}
         mapping["method"] = student.method
@@ -160,3 +172,19 @@ class PipelineConfig:
             mapping["corpus"] = list(self.corpus)
         mapping["device"] = "cuda" if self.device.startswith("cuda") else "cpu"
         return mapping
+
+    def _static_mapping(self, student: StudentPlan) -> dict[str, Any]:
+        """A static student's config: of the settings for every student, those a static run reads (the
+        transformer ones, like lr or steps, mean nothing to a table); its own settings go as given."""
+        shared = {key: value for key, value in self.distill.items() if key in STATIC_SHARED_KEYS}
+        mapping: dict[str, Any] = {**shared, **student.settings, "method": STATIC}
+        if self.teacher is not None:
+            mapping["teacher"] = self.teacher
+        if self.corpus:
+            mapping["corpus"] = list(self.corpus)
+        mapping["device"] = "cuda" if self.device.startswith("cuda") else "cpu"
+        return mapping
+
+
+# of the `distill` settings for every student, those a static student reads too
+STATIC_SHARED_KEYS = frozenset({"max_length", "split_sentences", "seed", "threads"})

@@ -67,7 +67,13 @@ def checked_distill_config(cfg: PipelineConfig, student: StudentPlan) -> dict[st
 
     mapping = cfg.distill_mapping(student)
     try:
+        if student.static:
+            from studentpack.distill.static_run import refuse_other_settings
+
+            refuse_other_settings(mapping)
         resolved = build(DistillConfig, mapping)
     except UserError as exc:
         raise UserError(f"student {student.name}: {exc}") from exc
+    if student.static:
+        return mapping  # a table has no steps: `steps` would be refused by its run
     return {**mapping, "steps": resolved.steps}  # distill's default steps, when the plan names none

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from studentpack.bench import budget as B
-from studentpack.bench.pipeline_config import PipelineConfig, StudentPlan
+from studentpack.bench.pipeline_config import STATIC, PipelineConfig, StudentPlan
 
 TEACHER = "teacher"
 SERVED = "served"  # the stand-in variant name of a model's served variant before export picks it
@@ -32,6 +32,8 @@ def sharing_shape(cfg: PipelineConfig, students: list[StudentPlan], mappings: di
     seen: set[str] = set()
     shared = set()
     for s in students:
+        if s.static:
+            continue  # never exported
         shape = student_shape(s, mappings[s.name])
         if shape in seen:
             shared.add(s.name)
@@ -39,13 +41,19 @@ def sharing_shape(cfg: PipelineConfig, students: list[StudentPlan], mappings: di
     return shared
 
 
-def served_names(cfg: PipelineConfig, runs: list[str]) -> list[str]:
-    """Served model names as planned: the teacher in PyTorch, then one (or every) variant per run."""
+def served_names(cfg: PipelineConfig, runs: list[str], static_runs: list[str]) -> list[str]:
+    """Served model names as planned: the teacher in PyTorch, one (or every) variant per exported run, then
+    the static students, served as they are."""
     variants = cfg.export_variants if cfg.serve_variants == "all" else (SERVED,)
     names = [f"{TEACHER}-torch"] + [f"{run}-{v}" for run in runs for v in variants]
     if cfg.serve_student_torch:
         names += [f"{run}-torch" for run in runs if run != TEACHER]
-    return names
+    return names + [f"{run}-{STATIC}" for run in static_runs]
+
+
+def depth(student: StudentPlan) -> float:
+    """What one evaluation of the student costs against a 3-layer transformer's."""
+    return B.STATIC_DEPTH if student.static else student.layers / 3
 
 
 def unit_estimates(
@@ -63,6 +71,9 @@ def unit_estimates(
     est: dict[str, float] = {}
     for s in students:
         m = mappings[s.name]
+        if s.static:
+            est[f"distill:{s.name}"] = B.static_distill_seconds(int(m.get("static_steps", 300)), rows) * scale
+            continue
         steps, batch = int(m.get("steps", 300)), int(m.get("batch_size", 16))
         per_row = batch / 16 * int(m.get("max_length", 128)) / 128  # the model's rows are 16 x 128 tokens
         cached = steps * batch / rows >= 1.5 and int(m.get("teacher_cache_mb", 2048)) > 0
@@ -70,25 +81,25 @@ def unit_estimates(
         est[f"distill:{s.name}"] = B.DISTILL_START_S * scale + (seconds - B.DISTILL_START_S) * per_row * scale
     for s in students if cfg.eval.local else []:
         for task in tasks:
-            est[f"eval:{s.name}:{task}"] = B.EVAL_S.get(task, 15.0) * s.layers / 3 * scale
-    runs = ([TEACHER] if cfg.export_teacher else []) + [s.name for s in students]
+            est[f"eval:{s.name}:{task}"] = B.EVAL_S.get(task, 15.0) * depth(s) * scale
+    runs = ([TEACHER] if cfg.export_teacher else []) + [s.name for s in students if not s.static]
     layers = {s.name: s.layers for s in students} | {TEACHER: 6}
+    depths = {s.name: depth(s) for s in students} | {TEACHER: 2.0}
     shared = sharing_shape(cfg, students, mappings)
     for run in runs:
         variants = cfg.export_variants[:2] if run in shared else cfg.export_variants  # fp32 and the shared choice
         est[f"export:{run}"] = B.export_seconds(variants, layers[run], run not in shared) * scale
-    names = served_names(cfg, runs)
+    names = served_names(cfg, runs, [s.name for s in students if s.static])
     est["serve"] = (B.SERVE_START_S + B.SERVE_S_PER_MODEL * len(names)) * scale
     load = cfg.loadtest
     window = len(load.users) * (load.warmup_s + load.duration_s + B.LOADTEST_OVERHEAD_S)  # fixed: not scaled
     for name in names:
         est[f"loadtest:{name}"] = window
         # the teacher is served in PyTorch even when it is not exported, so it is not always in runs
-        run = next(r for r in sorted({TEACHER, *runs}, key=len, reverse=True) if name.startswith(f"{r}-"))
-        depth = layers[run] / 3
+        run = next(r for r in sorted(depths, key=len, reverse=True) if name.startswith(f"{r}-"))
         torch = B.SERVED_TORCH_SLOWER if name.endswith("-torch") else 1.0
         for task in tasks:
-            scaled = B.SERVED_EVAL_S.get(task, 5.0) * (1.0 if task == "agreement" else depth) * torch
+            scaled = B.SERVED_EVAL_S.get(task, 5.0) * (1.0 if task == "agreement" else depths[run]) * torch
             est[f"served-eval:{name}:{task}"] = scaled * scale
     est["report"] = B.REPORT_S * scale
     return est

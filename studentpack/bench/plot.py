@@ -14,9 +14,9 @@ from studentpack.bench import svg
 
 PLOT_FILE = "pareto.svg"
 
-_COLORS = {"teacher": "#444444", "mha": "#1f77b4", "hs": "#2ca02c", "od": "#d62728"}
+_COLORS = {"teacher": "#444444", "mha": "#1f77b4", "hs": "#2ca02c", "od": "#d62728", "static": "#ff7f0e"}
 _MARKERS = {"torch": "o", "fp32": "s", "fused": "D", "int8-dynamic": "^", "int8-static": "v", "fp16": "P",
-            "openvino": "X", "openvino-int8": "<"}  # fmt: skip
+            "openvino": "X", "openvino-int8": "<", "static": "p"}  # fmt: skip
 _PANEL_WIDTH, _PANEL_HEIGHT = 750, 560  # pixels
 _MARGINS = (90, 36, 20, 60)  # left, top, right, bottom: room for the titles and tick labels
 _TEXT_SIZE = 11  # point labels, tick labels and the legend

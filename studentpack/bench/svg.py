@@ -41,6 +41,7 @@ SHAPES: dict[str, list[tuple[float, float]]] = {
     "P": _cross(0),
     "X": _cross(45),
     "*": _polygon(5, -90, inner=0.4),
+    "p": _polygon(5, -90, scale=1.15),
 }
 
 
