@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from studentpack.ground.errors import UserError
+from studentpack.model.word_ids import WordIds
 
 MODEL_TYPE = "model2vec"
 FILES = ("model.safetensors", "tokenizer.json", "config.json")
@@ -46,6 +47,8 @@ class StaticTable:
     normalize: bool
     max_length: int | None  # tokens kept per text (no special tokens are added)
     config: dict[str, Any]
+    # the tokenizer's ids through a cache of words, where that split is exact (model/word_ids.py): 4-7x faster
+    words: WordIds | None = None
 
     @property
     def dim(self) -> int:
@@ -53,7 +56,10 @@ class StaticTable:
 
     def cut(self, texts: Sequence[str], max_length: int | None) -> tuple[list[list[int]], list[bool]]:
         """Texts -> (token ids cut at max_length, unknown tokens kept; whether each text was cut)."""
-        ids = [e.ids for e in self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)]
+        if self.words is not None:
+            ids = self.words.ids(texts)
+        else:
+            ids = [e.ids for e in self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)]
         if not max_length:
             return ids, [False] * len(ids)
         return [row[:max_length] for row in ids], [len(row) > max_length for row in ids]
@@ -117,8 +123,9 @@ def load_static(path: Path) -> StaticTable:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     max_length = config.get("max_length", 512)
+    words = WordIds(tokenizer) if WordIds.applies(tokenizer) else None
     return StaticTable(rows, tokenizer, unk_token_id(tokenizer), bool(config.get("normalize", True)),
-                       int(max_length) if max_length else None, config)  # fmt: skip
+                       int(max_length) if max_length else None, config, words)  # fmt: skip
 
 
 def save_static(
