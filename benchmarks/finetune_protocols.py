@@ -36,7 +36,8 @@ def _eval(args: list[str], out: Path) -> dict[str, Any]:
         done = subprocess.run([sys.executable, "-m", "studentpack", "eval", *args, "--json"], capture_output=True,
                               text=True, check=False)  # fmt: skip
         if done.returncode != 0:
-            raise SystemExit(done.stderr.strip().splitlines()[-1])
+            said = done.stderr.strip().splitlines()
+            raise SystemExit(said[-1] if said else f"studentpack eval exited with {done.returncode}")
         atomic.write_text(out, done.stdout)
     return json.loads(out.read_text())
 
@@ -61,12 +62,18 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "stsb"))
     parser.add_argument("--recipe", dest="recipes", action="append", default=[], metavar="PROTOCOL:EPOCHS:LR[:EXTRA]")
     parser.add_argument("--seeds", default="0")
+    parser.add_argument(
+        "--teacher-seeds",
+        help="the teacher's seeds, when fewer (default: --seeds; its runs already in --work are used too); a "
+        "student's seed without its teacher run is set against the mean of the teacher's",
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "finetune-protocols")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_protocols.json")
     args = parser.parse_args()
     models = dict(item.split("=", 1) for item in args.models)
     seeds = [int(s) for s in args.seeds.split(",")]
+    teacher_seeds = [int(s) for s in (args.teacher_seeds or args.seeds).split(",")]
     recipes = args.recipes or ["biencoder:1:2e-5"]
     args.work.mkdir(parents=True, exist_ok=True)
     rows: dict[str, Any] = {}
@@ -76,9 +83,11 @@ def main() -> None:
     for recipe in recipes:  # every model's first seed before any second seed: a run cut short still compares
         flags = _recipe_args(recipe)
         for seed in seeds:
-            for name, path in models.items():
+            for index, (name, path) in enumerate(models.items()):
                 base = [path, "--task", "stsb", "--data", args.data, "--threads", str(args.threads)]
                 tag = f"{name}-{recipe.replace(':', '_').replace('=', '').replace(',', '_')}-s{seed}"
+                if index == 0 and seed not in teacher_seeds and not (args.work / f"{tag}.json").is_file():
+                    continue  # a teacher run of this seed is used when an earlier call made it
                 result = _eval([*base, *flags, "--seed", str(seed), "--no-save"], args.work / f"{tag}.json")
                 rows[name].setdefault(recipe, {})[str(seed)] = {
                     "value": result["value"], "train_seconds": result["details"]["train_seconds"],
@@ -88,12 +97,14 @@ def main() -> None:
     for row in rows.values():
         row["zeroshot_pct_of_teacher"] = round(100 * row["zeroshot"] / teacher["zeroshot"], 1)
         for recipe in recipes:
-            runs = row.get(recipe, {})
-            done = [s for s in runs if s in teacher.get(recipe, {})]
-            if not done:
+            runs, by_teacher = row.get(recipe, {}), teacher.get(recipe, {})
+            done = [s for s in runs if s.isdigit()]
+            if not done or not by_teacher:
                 continue
+            mean = statistics.fmean(by_teacher[s]["value"] for s in by_teacher if s.isdigit())
+            reference = {s: by_teacher[s]["value"] if s in by_teacher else mean for s in done}
             runs["score"] = _summary([runs[s]["value"] for s in done])
-            runs["pct_of_teacher"] = _summary([100 * runs[s]["value"] / teacher[recipe][s]["value"] for s in done])
+            runs["pct_of_teacher"] = _summary([100 * runs[s]["value"] / reference[s] for s in done])
             runs["above_zeroshot"] = all(runs[s]["value"] >= row["zeroshot"] for s in done)
     result = {"machine": {**machine(), "cpu_class": cpu_class(cpu_flags())}, "data": args.data, "seeds": seeds,
               "recipes": recipes, "models": rows}  # fmt: skip

@@ -242,11 +242,12 @@ def test_the_budget_sizes_the_budgeted_students_and_says_so(tiny_bert_dir: Path,
     students = [
         {"name": "fixed", "method": "hs", "layers": 1, "steps": 4},
         {"name": "cut", "method": "hs", "layers": 1, "steps": 3000, "budgeted": True, "min_steps": 2},
-        # its minimum alone (about 76 s priced) is over what the fixed units leave of the budget
+        # its minimum alone (about 76 s priced) is over what the fixed units (the table about 70) leave
         {"name": "gone", "method": "od", "layers": 1, "steps": 1200, "budgeted": True, "min_steps": 1000},
+        {"name": "table", "method": "static", "settings": {"static_steps": 2}},  # fixed: never cut, priced
     ]
     # priced as on the reference machine (a timing of the tiny teacher would make every step nearly free)
-    config = _config(tiny_bert_dir, corpus, out, students=students, budget_minutes=1.4, budget_speed=1.0,
+    config = _config(tiny_bert_dir, corpus, out, students=students, budget_minutes=2.5, budget_speed=1.0,
                      export_teacher=False, loadtest={"users": [1], "duration_s": 0.4, "warmup_s": 0.1},
                      variants=["fp32"])  # fmt: skip
     lines: list[str] = []
@@ -255,6 +256,8 @@ def test_the_budget_sizes_the_budgeted_students_and_says_so(tiny_bert_dir: Path,
     plan = json.loads((out / "pipeline.json").read_text())["budget"]["plan"]
     assert plan["calibration"]["factor"] == 1.0
     assert plan["steps"]["fixed"] == 4 and 2 <= plan["steps"]["cut"] <= 3000 and plan["dropped"] == ["gone"]
+    assert plan["steps"]["table"] == 2  # its table's training steps
+    assert json.loads((out / "table" / "bench" / "static" / "loadtest.json").read_text())["failures"] == 0
     assert any(reason.startswith("budgeted students cut to cut ") for reason in plan["reasons"])  # at the start
     assert json.loads((out / "cut" / "student" / "studentpack.json").read_text())["steps"] == plan["steps"]["cut"]
     assert not (out / "gone").exists()

@@ -90,6 +90,9 @@ def test_the_engine_gives_model2vecs_vectors(static_dir: Path) -> None:
     np.testing.assert_allclose(vectors, StaticModel.from_pretrained(str(static_dir)).encode(TEXTS), atol=1e-6)
     assert not vectors[len(SENTENCES)].any() and not vectors[len(SENTENCES) + 1].any()  # no known token: zeros
     assert encoder.truncated == 0
+    # a batch that ends with texts of no known token (its last rows have nothing to sum)
+    ending = ["the film was good", "☃ ☃", ""]
+    np.testing.assert_allclose(encoder.encode(ending, batch_size=3), reference(static_dir, ending, 512), atol=1e-6)
 
 
 def test_max_length_cuts_tokens_and_counts_the_texts_cut(static_dir: Path) -> None:

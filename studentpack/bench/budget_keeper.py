@@ -16,7 +16,7 @@ from typing import Any
 
 from studentpack.bench import budget as B
 from studentpack.bench.pipeline_config import PipelineConfig, StudentPlan
-from studentpack.bench.pipeline_plan import plan_budget, unit_estimates
+from studentpack.bench.pipeline_plan import plan_budget, unit_estimates, wanted_steps
 from studentpack.bench.stages import Clock, Ledger, fingerprint
 from studentpack.config import to_dict
 
@@ -78,7 +78,7 @@ class BudgetKeeper:
             windows = sum(v for u, v in left.items() if u.startswith("loadtest:"))  # fixed in seconds: not scaled
             return (sum(left.values()) - windows) * clock.scale() + windows
 
-        wanted = [B.Wanted(s.name, int(self.mappings[s.name]["steps"]), s.budgeted, s.min_steps) for s in pending]
+        wanted = [B.Wanted(s.name, wanted_steps(self.mappings[s.name]), s.budgeted, s.min_steps) for s in pending]
         steps, _, _ = B.allocate(wanted, cost, self.plan.budget_s * B.PLAN_MARGIN - clock.elapsed())
         before = self.plan.steps.get(student.name)
         for name in [s.name for s in pending]:

@@ -51,6 +51,14 @@ def served_names(cfg: PipelineConfig, runs: list[str], static_runs: list[str]) -
     return names + [f"{run}-{STATIC}" for run in static_runs]
 
 
+def wanted_steps(mapping: dict[str, Any]) -> int:
+    """The steps a student's distill config asks for. A static table's are its training steps, at least 1: the
+    plan counts every student it keeps in steps, and a table is never cut (it is not budgeted)."""
+    if mapping.get("method") == STATIC:
+        return max(1, int(mapping.get("static_steps", 300)))
+    return int(mapping.get("steps", 300))
+
+
 def depth(student: StudentPlan) -> float:
     """What one evaluation of the student costs against a 3-layer transformer's."""
     return B.STATIC_DEPTH if student.static else student.layers / 3
@@ -115,7 +123,7 @@ def plan_budget(
     """Steps per student within cfg.budget_minutes (all wanted steps when there is no budget)."""
     factor = calibration.factor if calibration else 1.0
     by_name = {s.name: s for s in cfg.students}
-    wanted = [B.Wanted(s.name, int(mapping_of(s).get("steps", 300)), s.budgeted, s.min_steps) for s in cfg.students]
+    wanted = [B.Wanted(s.name, wanted_steps(mapping_of(s)), s.budgeted, s.min_steps) for s in cfg.students]
 
     def cost(steps: dict[str, int]) -> float:
         students = [replace(by_name[name], steps=n) for name, n in steps.items()]

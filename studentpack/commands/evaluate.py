@@ -22,7 +22,9 @@ tasks and modes (the first mode is the default; a fine-tuned classifier defaults
              predict   a fine-tuned STS-B regression model's own outputs
              biencoder fine-tune the sentence embedding itself with a cosine loss on train pairs
                        (sentence-transformers' protocol); saves a sentence embedder that serve, export
-                       and eval take (--out, default <model>/../stsb-biencoder), Spearman on the eval split
+                       and eval take (--out, default <model>/../stsb-biencoder), Spearman on the eval split.
+                       The one to use for 2-layer students: as cross-encoders they stay near 50
+                       whatever the recipe, far below their own zero-shot 78 (BENCHMARKS.md)
   sst2       probe     logistic regression on frozen embeddings of --train-limit train rows
                        (default 10000, seeded), accuracy % on the eval split
              finetune  fine-tune encoder + classification head end to end; saves a Hugging Face

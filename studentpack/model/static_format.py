@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ class StaticTable:
             ids = self.words.ids(texts)
         else:
             ids = [e.ids for e in self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False)]
-        if not max_length:
+        if not max_length or max(map(len, ids), default=0) <= max_length:  # the common case: nothing to cut
             return ids, [False] * len(ids)
         return [row[:max_length] for row in ids], [len(row) > max_length for row in ids]
 
@@ -68,13 +69,16 @@ class StaticTable:
         """Token ids per text -> (N, D) float32: the mean of each text's rows, the unknown token left out
         (a text with none left gives zeros), L2-normalised when the model says so. Each row depends on
         its own text alone, so a batch's rows equal the rows of its texts run one by one."""
-        if self.unk_id is not None:
-            ids = [[t for t in row if t != self.unk_id] for row in ids]
-        lengths = np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids))  # (N,)
-        out = np.zeros((len(ids), self.dim), dtype=np.float32)  # (N, D)
+        count = len(ids)
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=count)  # (N,)
+        flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))  # (sum T,)
+        if self.unk_id is not None and len(flat):
+            known = flat != self.unk_id  # (sum T,)
+            lengths = np.bincount(np.repeat(np.arange(count), lengths)[known], minlength=count)  # (N,)
+            flat = flat[known]
+        out = np.zeros((count, self.dim), dtype=np.float32)  # (N, D)
         kept = np.flatnonzero(lengths)  # texts with at least one token
         if len(kept):
-            flat = np.fromiter((t for row in ids for t in row), dtype=np.int64, count=int(lengths.sum()))  # (sum T,)
             starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # (N,): each text's first token in `flat`
             # empty texts add no tokens, so each kept text's segment ends where the next kept one starts
             sums = np.add.reduceat(self.rows[flat], starts[kept], axis=0)  # (sum T, D) -> (K, D)
