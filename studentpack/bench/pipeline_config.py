@@ -166,18 +166,16 @@ class PipelineConfig:
         mapping["student"] = {**mapping.get("student", {}), "layers": student.layers}
         if student.hidden is not None:
             mapping["student"]["hidden"] = student.hidden
-        if self.teacher is not None:
-            mapping["teacher"] = self.teacher
-        if self.corpus:
-            mapping["corpus"] = list(self.corpus)
-        mapping["device"] = "cuda" if self.device.startswith("cuda") else "cpu"
-        return mapping
+        return self._with_inputs(mapping)
 
     def _static_mapping(self, student: StudentPlan) -> dict[str, Any]:
         """A static student's config: of the settings for every student, those a static run reads (the
         transformer ones, like lr or steps, mean nothing to a table); its own settings go as given."""
         shared = {key: value for key, value in self.distill.items() if key in STATIC_SHARED_KEYS}
-        mapping: dict[str, Any] = {**shared, **student.settings, "method": STATIC}
+        return self._with_inputs({**shared, **student.settings, "method": STATIC})
+
+    def _with_inputs(self, mapping: dict[str, Any]) -> dict[str, Any]:
+        """What the pipeline sets for every student: its teacher, corpus and device."""
         if self.teacher is not None:
             mapping["teacher"] = self.teacher
         if self.corpus:
