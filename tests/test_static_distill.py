@@ -12,6 +12,7 @@ import pytest
 from studentpack.cli import main
 from studentpack.distill.static import backend_tokenizer, fit_pca, kept_tokens
 from studentpack.model.static_format import load_static
+from tests.test_distill_cli import _one_line_error
 from tests.tiny import SENTENCES
 
 TEXTS = [*SENTENCES, "an unknown word: zebra!", ""]
@@ -126,13 +127,7 @@ def test_bad_input_is_one_line_exit_2(
 ) -> None:
     out = tmp_path / "out"
     extra = [str(tmp_path / "nope" / "teacher") if x == "MISSING" else x for x in extra]
-    rc = distill(tiny_bert_dir, out, *extra)
-    err = capsys.readouterr().err.strip()
-    assert rc == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("studentpack distill: error:")]
-    assert len(lines) == 1, err
-    assert fragment in lines[0], lines[0]
+    _one_line_error(capsys, distill(tiny_bert_dir, out, *extra), fragment)
     assert not out.exists(), "a refused run must not create its output directory"
 
 

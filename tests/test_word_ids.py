@@ -35,7 +35,8 @@ def _reference(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
 
 def test_the_word_split_gives_the_tokenizers_ids(tokenizer: Tokenizer) -> None:
     assert WordIds.applies(tokenizer)
-    words = WordIds(tokenizer)
+    words = WordIds.for_tokenizer(tokenizer)  # what load_static builds for a static student
+    assert words is not None
     for texts in (heldout_english(), embedded_docstrings(1000), EDGES):
         assert words.ids(texts) == _reference(tokenizer, texts)
         assert words.ids(texts) == _reference(tokenizer, texts)  # again, from the cache
@@ -53,6 +54,7 @@ def test_other_tokenizers_are_left_to_themselves(tokenizer: Tokenizer) -> None:
     spec = json.loads(tokenizer.to_str())
     spec["normalizer"]["lowercase"] = False  # a cased model: the split lowercases, so it must not apply
     assert not WordIds.applies(Tokenizer.from_str(json.dumps(spec)))
+    assert WordIds.for_tokenizer(Tokenizer.from_str(json.dumps(spec))) is None
     bpe = Tokenizer(models.BPE())
     bpe.normalizer = normalizers.Lowercase()
     bpe.pre_tokenizer = pre_tokenizers.Whitespace()

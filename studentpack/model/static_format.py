@@ -127,7 +127,7 @@ def load_static(path: Path) -> StaticTable:
     tokenizer.no_padding()
     tokenizer.no_truncation()
     max_length = config.get("max_length", 512)
-    words = WordIds(tokenizer) if WordIds.applies(tokenizer) else None
+    words = WordIds.for_tokenizer(tokenizer)
     return StaticTable(rows, tokenizer, unk_token_id(tokenizer), bool(config.get("normalize", True)),
                        int(max_length) if max_length else None, config, words)  # fmt: skip
 

@@ -28,18 +28,25 @@ CACHE_WORDS = 200_000  # distinct words kept (a few tens of MB); past it the cac
 class WordIds:
     """`ids(texts)`: each text's token ids (no special tokens), equal to the tokenizer's."""
 
-    def __init__(self, tokenizer: Any, limit: int = CACHE_WORDS) -> None:
+    def __init__(self, tokenizer: Any, limit: int = CACHE_WORDS, spec: dict[str, Any] | None = None) -> None:
         self.tokenizer = tokenizer
         self.limit = limit
         self.cache: dict[str, list[int]] = {}
-        added = [token["content"] for token in json.loads(tokenizer.to_str()).get("added_tokens", [])]
+        spec = spec if spec is not None else json.loads(tokenizer.to_str())
+        added = [token["content"] for token in spec.get("added_tokens", [])]
         # a text holding any character that starts an added token goes to the tokenizer, which matches them
         self.added_starts = frozenset(c for content in added if content for c in (content[0], content[0].lower()))
 
-    @staticmethod
-    def applies(tokenizer: Any) -> bool:
-        """Whether the tokenizer is BERT's uncased WordPiece pipeline, the one the word split reproduces."""
+    @classmethod
+    def for_tokenizer(cls, tokenizer: Any) -> WordIds | None:
+        """A cache for the tokenizer where the word split is exact for it, else None (its JSON read once)."""
         spec = json.loads(tokenizer.to_str())
+        return cls(tokenizer, spec=spec) if cls.applies(tokenizer, spec) else None
+
+    @staticmethod
+    def applies(tokenizer: Any, spec: dict[str, Any] | None = None) -> bool:
+        """Whether the tokenizer is BERT's uncased WordPiece pipeline, the one the word split reproduces."""
+        spec = spec if spec is not None else json.loads(tokenizer.to_str())
         normalizer, pre = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}
         return (
             normalizer.get("type") == "BertNormalizer"
