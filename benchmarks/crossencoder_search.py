@@ -3,7 +3,7 @@ per call, scored on the dev pairs, appended to benchmarks/results/crossencoder_s
 
     python benchmarks/crossencoder_search.py NAME MODEL [--epochs 3] [--lr 1e-4] [--seed 0] \\
         [--pool cls|mean] [--pooler keep|reinit] [--dropout P] [--both-orders] [--same-segments] \\
-        [--head-first EPOCHS]
+        [--head-first EPOCHS] [--warmup FRACTION]
 
 The training is studentpack.tasks.finetune's (AdamW, linear warm-up over 10% and decay, batch 32, the head's
 bias at the mean target) on the whole shared train split; each flag changes one thing:
@@ -13,6 +13,7 @@ bias at the mean target) on the whole shared train split; each flag changes one 
   --both-orders       each pair also as (second, first): twice the rows
   --same-segments     the second sentence's segment embedding set to the first's
   --head-first N      N epochs of the head and pooler alone at 1e-3 (the encoder frozen) before the full run
+  --warmup F          the fraction of steps warming up (default 0.1)
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def main() -> None:
     parser.add_argument("--both-orders", action="store_true")
     parser.add_argument("--same-segments", action="store_true")
     parser.add_argument("--head-first", type=int, default=0)
+    parser.add_argument("--warmup", type=float, default=0.1)
     args = parser.parse_args()
     torch.set_num_threads(2)
     train = stsb_pairs(read_table(str(SHARED / "train.tsv"), "train"), Columns())
@@ -106,7 +108,7 @@ def main() -> None:
     started = time.perf_counter()
     if args.head_first:
         _train_head_first(encoder, (firsts, scores, seconds), args.head_first, args.seed)
-    settings = finetune.TrainSettings(args.epochs, args.lr, seed=args.seed)
+    settings = finetune.TrainSettings(args.epochs, args.lr, warmup=args.warmup, seed=args.seed)
     log = finetune.train(encoder, firsts, scores, settings, seconds)
     spearman = stsb.predict(encoder, dev, 64)["spearman"]
     row = {**{k: v for k, v in vars(args).items()}, "spearman": round(100 * spearman, 2), "train_rows": len(firsts),

@@ -1,5 +1,6 @@
-"""STS-B fine-tuned by both protocols, over seeds, next to each model's zero-shot score, for the teacher and
-the students given; students are also given as % of the teacher tuned by the same recipe and seed.
+"""STS-B (or SST-2) fine-tuned by the given recipes, over seeds, next to each model's score without fine-tuning
+(STS-B zero-shot, SST-2 probe), for the teacher and the students given; students are also given as % of the
+teacher tuned by the same recipe and seed.
 
     python benchmarks/finetune_protocols.py teacher=default mha-l3=runs/pipeline/mha-l3/student \\
         hs-l2=runs/pipeline/hs-l2/student --seeds 0,1 \\
@@ -9,7 +10,12 @@ A recipe is PROTOCOL:EPOCHS:LR[:EXTRA], PROTOCOL `biencoder` (`eval --mode bienc
 cosine loss) or `finetune` (`eval --mode finetune`: a cross-encoder with a regression head, the paper's
 protocol); EXTRA is more `eval` flags, comma-separated (`--warmup=0.2`). Every (model, recipe, seed) is one
 `studentpack eval` whose JSON stays in --work: a second call runs only what is missing, so recipes and seeds
-can be added across sessions. Writes benchmarks/results/finetune_protocols.json.
+can be added across sessions. Writes benchmarks/results/finetune_protocols.json (--task sst2:
+finetune_protocols_sst2.json); on SST-2 only `finetune` applies (a classifier, all train rows unless
+`--train-limit=N` is in EXTRA):
+
+    python benchmarks/finetune_protocols.py teacher=default mha-l3=... hs-l2=... --task sst2 \\
+        --seeds 0,1 --recipe finetune:1:1e-4 --work runs/finetune-protocols
 """
 
 from __future__ import annotations
@@ -59,7 +65,8 @@ def _summary(values: list[float]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="NAME=PATH (the first is the teacher)")
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "stsb"))
+    parser.add_argument("--task", choices=("stsb", "sst2"), default="stsb")
+    parser.add_argument("--data", help="a directory with train.* and dev.* (default ../shared/data/<task>)")
     parser.add_argument("--recipe", dest="recipes", action="append", default=[], metavar="PROTOCOL:EPOCHS:LR[:EXTRA]")
     parser.add_argument("--seeds", default="0")
     parser.add_argument(
@@ -69,23 +76,28 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "finetune-protocols")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_protocols.json")
+    parser.add_argument("--out", type=Path, help="default benchmarks/results/finetune_protocols[_sst2].json")
     args = parser.parse_args()
+    args.data = args.data or str(ROOT.parent / "shared" / "data" / args.task)
+    suffix = "" if args.task == "stsb" else f"_{args.task}"
+    args.out = args.out or ROOT / "benchmarks" / "results" / f"finetune_protocols{suffix}.json"
     models = dict(item.split("=", 1) for item in args.models)
     seeds = [int(s) for s in args.seeds.split(",")]
     teacher_seeds = [int(s) for s in (args.teacher_seeds or args.seeds).split(",")]
-    recipes = args.recipes or ["biencoder:1:2e-5"]
+    recipes = args.recipes or ["biencoder:1:2e-5" if args.task == "stsb" else "finetune:1:5e-5"]
     args.work.mkdir(parents=True, exist_ok=True)
     rows: dict[str, Any] = {}
     for name, path in models.items():  # the zero-shot scores first: they need no training
-        base = [path, "--task", "stsb", "--data", args.data, "--threads", str(args.threads)]
-        rows[name] = {"model": path, "zeroshot": _eval([*base, "--no-save"], args.work / f"zs-{name}.json")["value"]}
+        base = [path, "--task", args.task, "--data", args.data, "--threads", str(args.threads)]
+        untuned = args.work / f"{'zs' if args.task == 'stsb' else args.task + '-probe'}-{name}.json"
+        rows[name] = {"model": path, "zeroshot": _eval([*base, "--no-save"], untuned)["value"]}
     for recipe in recipes:  # every model's first seed before any second seed: a run cut short still compares
         flags = _recipe_args(recipe)
         for seed in seeds:
             for index, (name, path) in enumerate(models.items()):
-                base = [path, "--task", "stsb", "--data", args.data, "--threads", str(args.threads)]
-                tag = f"{name}-{recipe.replace(':', '_').replace('=', '').replace(',', '_')}-s{seed}"
+                base = [path, "--task", args.task, "--data", args.data, "--threads", str(args.threads)]
+                prefix = "" if args.task == "stsb" else f"{args.task}-"
+                tag = f"{prefix}{name}-{recipe.replace(':', '_').replace('=', '').replace(',', '_')}-s{seed}"
                 if index == 0 and seed not in teacher_seeds and not (args.work / f"{tag}.json").is_file():
                     continue  # a teacher run of this seed is used when an earlier call made it
                 result = _eval([*base, *flags, "--seed", str(seed), "--no-save"], args.work / f"{tag}.json")
@@ -106,7 +118,8 @@ def main() -> None:
             runs["score"] = _summary([runs[s]["value"] for s in done])
             runs["pct_of_teacher"] = _summary([100 * runs[s]["value"] / reference[s] for s in done])
             runs["above_zeroshot"] = all(runs[s]["value"] >= row["zeroshot"] for s in done)
-    result = {"machine": {**machine(), "cpu_class": cpu_class(cpu_flags())}, "data": args.data, "seeds": seeds,
+    result = {"machine": {**machine(), "cpu_class": cpu_class(cpu_flags())}, "task": args.task, "data": args.data,
+              "untuned": "zero-shot" if args.task == "stsb" else "probe", "seeds": seeds,
               "recipes": recipes, "models": rows}  # fmt: skip
     atomic.write_json(args.out, result)
     print(json.dumps({n: {r: row[r].get("pct_of_teacher") for r in recipes if r in row} for n, row in rows.items()},

@@ -95,6 +95,18 @@ def test_the_engine_gives_model2vecs_vectors(static_dir: Path) -> None:
     np.testing.assert_allclose(encoder.encode(ending, batch_size=3), reference(static_dir, ending, 512), atol=1e-6)
 
 
+def test_a_batch_pooled_in_several_grids_gives_the_same_rows(static_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from studentpack.model import static_format
+
+    whole = open_model(str(static_dir), max_length=512).encode(TEXTS, batch_size=len(TEXTS))
+    monkeypatch.setattr(static_format, "GRID_TOKENS", 9)  # a grid of one or two texts at a time
+    split = open_model(str(static_dir), max_length=512).encode(TEXTS, batch_size=len(TEXTS))
+    np.testing.assert_array_equal(split, whole)
+    np.testing.assert_allclose(split, reference(static_dir, TEXTS, 512), atol=1e-6)
+    table = open_model(str(static_dir)).table
+    assert table.pool([]).shape == (0, DIM) and table.encode([]).shape == (0, DIM)
+
+
 def test_max_length_cuts_tokens_and_counts_the_texts_cut(static_dir: Path) -> None:
     encoder = open_model(str(static_dir), max_length=4)
     vectors = encoder.encode(TEXTS, batch_size=3)

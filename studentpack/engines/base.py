@@ -78,8 +78,10 @@ def map_batches(
     batches = length_sorted_batches(keys, batch_size)
     outputs = []
     for batch in tqdm(batches, disable=not progress, desc="encode", unit="batch", leave=False):
-        firsts = [texts[i] for i in batch.order]
-        seconds = None if text_pairs is None else [text_pairs[i] for i in batch.order]
+        if text_pairs is None:
+            firsts, seconds = batch.texts, None  # the batch's texts, already in its order
+        else:  # the batch holds the joined keys: take both sides from the inputs
+            firsts, seconds = [texts[i] for i in batch.order], [text_pairs[i] for i in batch.order]
         outputs.append(np.asarray(run_batch(firsts, seconds), dtype=np.float32))
     return scatter_rows(batches, outputs, len(texts))
 

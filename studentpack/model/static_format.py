@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from studentpack.model.word_ids import WordIds
 
 MODEL_TYPE = "model2vec"
 FILES = ("model.safetensors", "tokenizer.json", "config.json")
+GRID_TOKENS = 16_384  # ids pooled in one (texts, longest text) grid: 16 MB of gathered rows at D = 256
 
 
 def is_static_dir(path: Path) -> bool:
@@ -50,6 +51,12 @@ class StaticTable:
     config: dict[str, Any]
     # the tokenizer's ids through a cache of words, where that split is exact (model/word_ids.py): 4-7x faster
     words: WordIds | None = None
+    _padded: np.ndarray = field(init=False, repr=False)  # (V + 1, D): `rows` and a zero row after them
+
+    def __post_init__(self) -> None:
+        self._padded = np.zeros((len(self.rows) + 1, self.rows.shape[1]), dtype=np.float32)
+        self._padded[:-1] = self.rows
+        self.rows = self._padded[:-1]  # a view: one copy of the table in memory
 
     @property
     def dim(self) -> int:
@@ -69,22 +76,30 @@ class StaticTable:
         """Token ids per text -> (N, D) float32: the mean of each text's rows, the unknown token left out
         (a text with none left gives zeros), L2-normalised when the model says so. Each row depends on
         its own text alone, so a batch's rows equal the rows of its texts run one by one."""
-        count = len(ids)
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=count)  # (N,)
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))  # (N,)
+        width = int(lengths.max(initial=0))
+        step = max(1, GRID_TOKENS // max(width, 1))  # texts per grid: bounded memory for long texts
+        parts = [self._pool_grid(ids[i : i + step], lengths[i : i + step], width) for i in range(0, len(ids), step)]
+        if len(parts) == 1:
+            return parts[0]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _pool_grid(self, ids: Sequence[Sequence[int]], lengths: np.ndarray, width: int) -> np.ndarray:
+        # the texts' ids laid out in a grid padded with the zero row's id (`blank`), the unknown token
+        # mapped to it too: a sum over the grid's columns adds zeros for both, which changes no bit, and
+        # adds each text's own rows in its own order whatever the grid's size (numpy sums a non-last axis
+        # slice by slice)
+        blank = len(self.rows)
         flat = np.fromiter(chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))  # (sum T,)
-        if self.unk_id is not None and len(flat):
-            known = flat != self.unk_id  # (sum T,)
-            lengths = np.bincount(np.repeat(np.arange(count), lengths)[known], minlength=count)  # (N,)
-            flat = flat[known]
-        out = np.zeros((count, self.dim), dtype=np.float32)  # (N, D)
-        kept = np.flatnonzero(lengths)  # texts with at least one token
-        if len(kept):
-            starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))  # (N,): each text's first token in `flat`
-            # empty texts add no tokens, so each kept text's segment ends where the next kept one starts
-            sums = np.add.reduceat(self.rows[flat], starts[kept], axis=0)  # (sum T, D) -> (K, D)
-            out[kept] = sums / lengths[kept, None].astype(np.float32)
+        grid = np.full((len(ids), width), blank, dtype=np.int64)  # (N, T)
+        grid[np.arange(width) < lengths[:, None]] = flat
+        if self.unk_id is not None:
+            grid[grid == self.unk_id] = blank
+        known = np.count_nonzero(grid != blank, axis=1)  # (N,)
+        out = self._padded[grid].sum(axis=1)  # (N, T, D) -> (N, D)
+        out /= np.maximum(known, 1)[:, None].astype(np.float32)  # zero rows stay zero
         if self.normalize:
-            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32  # zero rows stay zero
+            out /= np.linalg.norm(out, axis=1, keepdims=True) + 1e-32
         return out
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

@@ -18,11 +18,27 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
-_PRINTABLE_ASCII = re.compile(r"[\x20-\x7e\t\n\r]*\Z")
+_PRINTABLE_ASCII = frozenset(map(chr, range(0x20, 0x7F))) | {"\t", "\n", "\r"}
 _WORDS = re.compile(r"[a-z0-9]+|[^a-z0-9 \t\n\r]")
 CACHE_WORDS = 200_000  # distinct words kept (a few tens of MB); past it the cache starts again
+
+
+class _WordCache(dict[str, list[int]]):
+    """word -> its ids; a missing word is tokenised once (so lookups can run in C through `map`)."""
+
+    def __init__(self, tokenizer: Any, limit: int) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.limit = limit
+
+    def __missing__(self, word: str) -> list[int]:
+        if len(self) >= self.limit:
+            self.clear()  # bounded memory whatever the traffic; the common words come back at once
+        ids = self[word] = self.tokenizer.encode(word, add_special_tokens=False).ids
+        return ids
 
 
 class WordIds:
@@ -30,12 +46,13 @@ class WordIds:
 
     def __init__(self, tokenizer: Any, limit: int = CACHE_WORDS, spec: dict[str, Any] | None = None) -> None:
         self.tokenizer = tokenizer
-        self.limit = limit
-        self.cache: dict[str, list[int]] = {}
+        self.cache = _WordCache(tokenizer, limit)
         spec = spec if spec is not None else json.loads(tokenizer.to_str())
         added = [token["content"] for token in spec.get("added_tokens", [])]
         # a text holding any character that starts an added token goes to the tokenizer, which matches them
-        self.added_starts = frozenset(c for content in added if content for c in (content[0], content[0].lower()))
+        starts = {c for content in added if content for c in (content[0], content[0].lower())}
+        # texts made only of these characters are split here; one match decides a whole batch (joined)
+        self.covered = re.compile("[" + "".join(map(re.escape, sorted(_PRINTABLE_ASCII - starts))) + "]*\\Z")
 
     @classmethod
     def for_tokenizer(cls, tokenizer: Any) -> WordIds | None:
@@ -57,28 +74,21 @@ class WordIds:
         )
 
     def ids(self, texts: Sequence[str]) -> list[list[int]]:
+        if self.covered.match("".join(texts)):  # the common case: every text is plain English
+            return [self._split(text) for text in texts]
         out: list[list[int]] = []
         odd: list[int] = []  # texts the word split does not cover, tokenised together at the end
         for text in texts:
-            if not _PRINTABLE_ASCII.match(text) or any(c in text for c in self.added_starts):
+            if self.covered.match(text):
+                out.append(self._split(text))
+            else:
                 odd.append(len(out))
                 out.append([])
-                continue
-            row: list[int] = []
-            for word in _WORDS.findall(text.lower()):
-                found = self.cache.get(word)
-                if found is None:
-                    found = self._word(word)
-                row.extend(found)
-            out.append(row)
-        if odd:
-            encoded = self.tokenizer.encode_batch_fast([texts[i] for i in odd], add_special_tokens=False)
-            for i, encoding in zip(odd, encoded, strict=True):
-                out[i] = encoding.ids
+        encoded = self.tokenizer.encode_batch_fast([texts[i] for i in odd], add_special_tokens=False)
+        for i, encoding in zip(odd, encoded, strict=True):
+            out[i] = encoding.ids
         return out
 
-    def _word(self, word: str) -> list[int]:
-        if len(self.cache) >= self.limit:
-            self.cache.clear()  # bounded memory whatever the traffic; the common words come back at once
-        ids = self.cache[word] = self.tokenizer.encode(word, add_special_tokens=False).ids
-        return ids
+    def _split(self, text: str) -> list[int]:
+        # map and chain run the lookups in C; only a word seen for the first time calls back into Python
+        return list(chain.from_iterable(map(self.cache.__getitem__, _WORDS.findall(text.lower()))))
