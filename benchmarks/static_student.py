@@ -110,7 +110,8 @@ def remeasure(args: argparse.Namespace) -> None:
     encoders |= {name: open_student(args.runs / name / "student") for name in result["students"]}
     default = args.runs / list(result["students"])[-1] / "student"  # the default, trained table
     # beside them, in the same rounds: that student with the tokenizer's own batch call instead of the
-    # word cache (how it encoded before), and the two ways of getting token ids alone
+    # word cache (where its ids came from before the cache; the pooling is today's), and the two ways of
+    # getting token ids alone
     uncached = open_student(default)
     uncached.table.words = None
     encoders |= {"tokenizer path": uncached, "ids: tokenizer": TokenIds(default, cached=False),
