@@ -8,9 +8,11 @@ teacher tuned by the same recipe and seed.
 
 A recipe is PROTOCOL:EPOCHS:LR[:EXTRA], PROTOCOL `biencoder` (`eval --mode biencoder`: the embedding itself,
 cosine loss) or `finetune` (`eval --mode finetune`: a cross-encoder with a regression head, the paper's
-protocol); EXTRA is more `eval` flags, comma-separated (`--warmup=0.2`). Every (model, recipe, seed) is one
-`studentpack eval` whose JSON stays in --work: a second call runs only what is missing, so recipes and seeds
-can be added across sessions. Writes benchmarks/results/finetune_protocols.json (--task sst2:
+protocol); EXTRA is more `eval` flags, comma-separated (`--warmup=0.2`). `--teacher=DIR` in EXTRA (with
+`--soft-weight=W`, `--temperature=T`) distils the task from DIR, a fine-tuned teacher: the teacher's own row
+under such a recipe is its run without those flags. Every (model, recipe, seed) is one `studentpack eval`
+whose JSON stays in --work: a second call runs only what is missing, so recipes and seeds can be added
+across sessions. Writes benchmarks/results/finetune_protocols.json (--task sst2:
 finetune_protocols_sst2.json); on SST-2 only `finetune` applies (a classifier, all train rows unless
 `--train-limit=N` is in EXTRA):
 
@@ -57,6 +59,19 @@ def _recipe_args(recipe: str) -> list[str]:
     return ["--mode", protocol, "--epochs", epochs, "--lr", lr, *flags]
 
 
+def _undistilled(recipe: str) -> str:
+    """The recipe without its task-distillation flags (`--teacher`, `--soft-weight`, `--temperature`)."""
+    protocol, epochs, lr, *extra = recipe.split(":", 3)
+    kept = [flag for item in extra for flag in item.split(",")
+            if not flag.startswith(("--teacher=", "--soft-weight=", "--temperature="))]  # fmt: skip
+    return ":".join([protocol, epochs, lr, *([",".join(kept)] if kept else [])])
+
+
+def _recipe_tag(recipe: str) -> str:
+    """A recipe as part of a file name (`finetune:1:1e-4:--teacher=runs/t` -> `finetune_1_1e-4_--teacher-runs-t`)."""
+    return recipe.replace(":", "_").replace("=", "").replace(",", "_").replace("/", "-")
+
+
 def _summary(values: list[float]) -> dict[str, Any]:
     return {"mean": round(statistics.fmean(values), 2), "spread": round(max(values) - min(values), 2),
             "values": [round(v, 2) for v in values]}  # fmt: skip
@@ -92,12 +107,14 @@ def main() -> None:
         untuned = args.work / f"{'zs' if args.task == 'stsb' else args.task + '-probe'}-{name}.json"
         rows[name] = {"model": path, "zeroshot": _eval([*base, "--no-save"], untuned)["value"]}
     for recipe in recipes:  # every model's first seed before any second seed: a run cut short still compares
-        flags = _recipe_args(recipe)
         for seed in seeds:
             for index, (name, path) in enumerate(models.items()):
                 base = [path, "--task", args.task, "--data", args.data, "--threads", str(args.threads)]
                 prefix = "" if args.task == "stsb" else f"{args.task}-"
-                tag = f"{prefix}{name}-{recipe.replace(':', '_').replace('=', '').replace(',', '_')}-s{seed}"
+                # the teacher under a distilling recipe is its own plain run: the model the students learn from
+                own = _undistilled(recipe) if index == 0 else recipe
+                flags = _recipe_args(own)
+                tag = f"{prefix}{name}-{_recipe_tag(own)}-s{seed}"
                 if index == 0 and seed not in teacher_seeds and not (args.work / f"{tag}.json").is_file():
                     continue  # a teacher run of this seed is used when an earlier call made it
                 result = _eval([*base, *flags, "--seed", str(seed), "--no-save"], args.work / f"{tag}.json")

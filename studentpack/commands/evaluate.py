@@ -36,6 +36,12 @@ tasks and modes (the first mode is the default; a fine-tuned classifier defaults
                        rank correlation of pairwise similarities. BENCHMARKS.md ties recall@10 on
                        the default texts to % of the teacher on labelled STS-B and SST-2
 
+task distillation: `--mode finetune --teacher DIR` (stsb or sst2) first runs DIR, a fine-tuned model of
+the same task (the teacher's own `--mode finetune` output, its ONNX export or a URL), over the train
+rows; its outputs then join the gold labels in the loss: (1 - w) * gold + w * teacher, w = --soft-weight
+(default 0.5); for sst2 the teacher term is the KL divergence at --temperature (default 2.0), for stsb
+the squared error to the teacher's score.
+
 data (--data): a file (.tsv, .csv, .jsonl, .json, .txt), a directory with train.* and dev.* (the
 layout of ../shared/data), or hub:glue/stsb, hub:glue/sst2, hub:NAME[:CONFIG] (needs `datasets`
 and network; what stsb and sst2 try without --data). Agreement defaults to embedded:heldout, 1,000
@@ -53,6 +59,9 @@ examples:
   studentpack eval runs/mha-l3/student --task sst2 --data ../shared/data/sst2 --mode probe
   studentpack eval runs/mha-l3/student --task sst2 --data ../shared/data/sst2 --mode finetune \\
       --train-limit 8000 --out runs/mha-l3/sst2
+  studentpack eval default --task sst2 --data ../shared/data/sst2 --mode finetune --out runs/teacher-sst2
+  studentpack eval runs/mha-l3/student --task sst2 --data ../shared/data/sst2 --mode finetune \
+      --teacher runs/teacher-sst2 --out runs/mha-l3/sst2-distilled
   studentpack eval runs/mha-l3/student --task agreement --teacher default --json
   studentpack eval runs/mha-l3/onnx/int8-dynamic --task stsb --data ../shared/data/stsb/dev.tsv
 """
@@ -72,7 +81,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--limit", type=int, help="score only the first N eval examples")
     data.add_argument("--train-limit", type=int, help="seeded random subset of N train rows (probe default 10000)")
     model = parser.add_argument_group("model")
-    model.add_argument("--teacher", help="agreement: teacher model (default: from studentpack.json, else packaged)")
+    model.add_argument(
+        "--teacher",
+        help="agreement: the teacher (default: from studentpack.json, else packaged); finetune: a fine-tuned "
+        "classifier of the task whose outputs are soft targets",
+    )
     model.add_argument("--max-length", type=int, help="tokens per text; longer ones are truncated (default 128)")
     model.add_argument("--batch-size", type=int, help="texts per inference batch (default 32)")
     model.add_argument("--device", help="cpu (default), cuda, cuda:N or auto")
@@ -86,6 +99,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--train-batch-size", type=int, help="fine-tuning batch size (default 32)")
     train.add_argument("--warmup", type=float, help="fraction of steps warming up linearly (default 0.1)")
     train.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0.01)")
+    train.add_argument("--soft-weight", type=float, help="finetune --teacher: loss share on its outputs (default 0.5)")
+    train.add_argument("--temperature", type=float, help="finetune --teacher: softmax temperature (default 2.0)")
     out = parser.add_argument_group("output")
     out.add_argument(
         "--out",

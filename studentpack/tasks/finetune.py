@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from studentpack.engines.pytorch import TorchEncoder, torch_device
 from studentpack.model import adapter
+from studentpack.tasks.soft_targets import SoftTargets, mixed_loss
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,10 @@ def train(
     settings: TrainSettings,
     text_pairs: Sequence[str] | None = None,
     progress: bool = False,
+    soft: SoftTargets | None = None,
 ) -> TrainLog:
-    """AdamW with linear warm-up and decay over shuffled batches; cross-entropy, or MSE for 1 label."""
+    """AdamW with linear warm-up and decay over shuffled batches; cross-entropy, or MSE for 1 label, mixed
+    with the loss against a teacher's outputs when `soft` is given."""
     model = encoder.model
     regression = len(encoder.labels) == 1
     if regression:  # start the head at the mean target: no early steps spent learning the bias (MSE 8.9 -> 2)
@@ -79,7 +82,7 @@ def train(
         model,
         len(texts),
         settings,
-        lambda rows: _step(encoder, texts, text_pairs, targets, rows, regression),
+        lambda rows: _step(encoder, texts, text_pairs, targets, rows, regression, soft),
         progress,
         "finetune",
     )
@@ -137,6 +140,7 @@ def _step(
     targets: np.ndarray,
     rows: np.ndarray,
     regression: bool,
+    soft: SoftTargets | None,
 ) -> torch.Tensor:
     firsts = [texts[i] for i in rows]
     seconds = None if text_pairs is None else [text_pairs[i] for i in rows]
@@ -144,9 +148,11 @@ def _step(
     logits = encoder.model(**feeds).logits  # (B, C)
     if regression:
         gold = torch.as_tensor(targets[rows], dtype=torch.float32, device=logits.device)  # (B,)
-        return torch.nn.functional.mse_loss(logits[:, 0].float(), gold)
-    gold_ids = torch.as_tensor(targets[rows], dtype=torch.long, device=logits.device)  # (B,)
-    return torch.nn.functional.cross_entropy(logits.float(), gold_ids)
+        gold_loss = torch.nn.functional.mse_loss(logits[:, 0].float(), gold)
+    else:
+        gold_ids = torch.as_tensor(targets[rows], dtype=torch.long, device=logits.device)  # (B,)
+        gold_loss = torch.nn.functional.cross_entropy(logits.float(), gold_ids)
+    return gold_loss if soft is None else mixed_loss(logits, gold_loss, soft, rows, regression)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:

@@ -15,29 +15,39 @@ from studentpack.tasks.splits import Splits
 
 
 def finetune_and_score(
-    cfg: EvalConfig, ref: ModelRef, mode: str, splits: Splits, model_dir: Path | None, progress: bool
+    cfg: EvalConfig,
+    ref: ModelRef,
+    mode: str,
+    splits: Splits,
+    model_dir: Path | None,
+    progress: bool,
+    teacher: ModelRef | None = None,
 ) -> EvalResult:
     """Train on the train split, score on the eval split, and save the trained model to `model_dir` when given.
 
     `finetune`: a task head on the encoder (STS-B: a cross-encoder); `biencoder` (STS-B): the sentence
-    embedding itself, with a cosine loss on the pairs, scored like a zero-shot embedder."""
+    embedding itself, with a cosine loss on the pairs, scored like a zero-shot embedder. With a `teacher`
+    (finetune only), its outputs on the train rows are soft targets beside the gold ones."""
     from studentpack.tasks import biencoder, finetune, sst2, stsb
+    from studentpack.tasks.soft_targets import soft_targets
 
     assert ref.path is not None and splits.train is not None
     settings = finetune.TrainSettings(
         cfg.epochs, cfg.lr, cfg.train_batch_size, cfg.warmup, cfg.weight_decay, seed=cfg.seed
     )
     train = splits.train
+    soft = None
     if mode == "biencoder":
         model = biencoder.build(ref.path, cfg.device, cfg.max_length, cfg.seed, cfg.allow_pickle)
         log = biencoder.train(model, train.first, train.second, train.scores, settings, progress)
     else:
         labels = ["similarity"] if cfg.task == "stsb" else sst2.LABELS
+        soft = None if teacher is None else soft_targets(cfg, teacher, labels, train, progress)
         model = finetune.build(ref.path, labels, cfg.device, cfg.max_length, cfg.seed, cfg.allow_pickle)
         if cfg.task == "stsb":
-            log = finetune.train(model, train.first, train.scores, settings, train.second, progress)
+            log = finetune.train(model, train.first, train.scores, settings, train.second, progress, soft)
         else:
-            log = finetune.train(model, train.texts, train.labels, settings, None, progress)
+            log = finetune.train(model, train.texts, train.labels, settings, None, progress, soft)
     before = model.truncated
     if mode == "biencoder":
         fractions = stsb.zeroshot(model, splits.eval, cfg.batch_size, progress)
@@ -62,6 +72,10 @@ def finetune_and_score(
         "train_seconds": round(log.seconds, 3),
         "train_truncated": log.truncated,
     }  # fmt: skip
+    if soft is not None:
+        temperature = {} if cfg.task == "stsb" else {"temperature": soft.temperature}
+        details["soft_targets"] = {"teacher": soft.source, "weight": soft.weight, **temperature,
+                                   "teacher_seconds": round(soft.seconds, 3)}  # fmt: skip
     result = result_of(cfg, ref, mode, splits, fractions, details, model.truncated - before, model.max_length)
     if model_dir is not None:
         _save_finetuned(model, ref, model_dir, cfg, result, mode)

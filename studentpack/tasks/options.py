@@ -20,6 +20,8 @@ TRAINING_MODES = ("finetune", "biencoder")
 DEFAULT_DATA = {"stsb": "hub:glue/stsb", "sst2": "hub:glue/sst2"}
 DEFAULT_PROBE_TRAIN = 10_000  # probe train rows unless --train-limit says otherwise
 DEFAULT_AGREEMENT_TEXTS = 1_000
+# what `--teacher` must be for --mode finetune, said when it is not
+SOFT_TEACHER = "--mode finetune distils from a fine-tuned classifier of the same task (`eval --mode finetune`'s output)"
 MAX_PAIRWISE_TEXTS = 2_000  # agreement ranks pairs of at most this many texts (N^2 / 2 similarities)
 
 
@@ -36,7 +38,9 @@ class EvalConfig:
     label_column: str | None = None
     limit: int | None = None  # score only the first N eval examples
     train_limit: int | None = None  # seeded random subset of train rows (probe default 10000; finetune: all)
-    teacher: str | None = None  # agreement: default from the student's studentpack.json, else the packaged one
+    # agreement: the reference (default from the student's studentpack.json, else the packaged one);
+    # finetune: a fine-tuned classifier of the same task whose outputs become soft targets
+    teacher: str | None = None
     max_length: int = 128
     batch_size: int = 32
     device: str = "cpu"
@@ -48,6 +52,8 @@ class EvalConfig:
     train_batch_size: int = 32
     warmup: float = 0.1  # fraction of fine-tuning steps with linear warm-up
     weight_decay: float = 0.01
+    soft_weight: float = 0.5  # finetune with a teacher: share of the loss on its soft targets
+    temperature: float = 2.0  # finetune with a classifier teacher: softmax temperature of both sides
     out: str | None = None  # eval.json path or directory; for finetune: the fine-tuned model directory
     save: bool = True
     overwrite: bool = False
@@ -64,13 +70,17 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
-        for name in ("lr", "probe_c"):
+        for name in ("lr", "probe_c", "temperature"):
             if not getattr(self, name) > 0:
                 raise UserError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if not 0 <= self.warmup < 1:
             raise UserError(f"--warmup is a fraction of the steps in [0, 1), got {self.warmup}")
         if self.weight_decay < 0:
             raise UserError(f"--weight-decay must not be negative, got {self.weight_decay}")
+        if not 0 <= self.soft_weight <= 1:
+            raise UserError(f"--soft-weight is a share of the loss in [0, 1], got {self.soft_weight}")
+        if self.teacher and self.task != "agreement" and self.mode != "finetune":
+            raise UserError("--teacher applies to --task agreement and to --mode finetune (soft targets)")
         if self.task == "agreement" and (self.train or self.train_limit):
             raise UserError("agreement needs no train split (--train, --train-limit)")
         if self.mode in TRAINING_MODES and self.out and self.out.endswith(".json"):

@@ -15,7 +15,7 @@ from studentpack.ground.errors import UserError
 from studentpack.tasks import report
 from studentpack.tasks.finetune_eval import finetune_and_score
 from studentpack.tasks.model_ref import ModelRef, is_classifier, resolve, run_of_variant, teacher_ref
-from studentpack.tasks.options import TRAINING_MODES, EvalConfig
+from studentpack.tasks.options import SOFT_TEACHER, TRAINING_MODES, EvalConfig
 from studentpack.tasks.report import EvalResult
 from studentpack.tasks.scoring import score, task_mode
 from studentpack.tasks.splits import load_splits
@@ -39,20 +39,31 @@ def evaluate(cfg: EvalConfig, progress: bool = False) -> Evaluation:
     if eval_path is not None:
         report.load_existing(eval_path)  # refuse a foreign file there before any work
     splits = load_splits(cfg, mode)
-    teacher = teacher_ref(cfg, ref, notes) if cfg.task == "agreement" else None
+    teacher = teacher_ref(cfg, ref, notes) if cfg.task == "agreement" else _soft_teacher(cfg)
 
     if cfg.threads and "torch" in (ref.kind, teacher.kind if teacher else ""):
         import torch  # graphs take their thread count when opened; only PyTorch models need torch told
 
         torch.set_num_threads(cfg.threads)
     if mode in TRAINING_MODES:
-        result = finetune_and_score(cfg, ref, mode, splits, model_dir, progress)
+        result = finetune_and_score(cfg, ref, mode, splits, model_dir, progress, teacher)
     else:
         result = score(cfg, ref, mode, splits, teacher, progress)
     result.seconds = time.perf_counter() - started
     if eval_path is not None:
         report.save(result, eval_path, ref.key)
     return Evaluation(result, eval_path, notes)
+
+
+def _soft_teacher(cfg: EvalConfig) -> ModelRef | None:
+    """--teacher for --mode finetune, checked before any training: a fine-tuned classifier (a local directory
+    is read here; a variant or URL shows its labels when opened)."""
+    if not cfg.teacher:
+        return None
+    teacher = resolve(cfg.teacher, "teacher")
+    if teacher.kind == "torch" and not is_classifier(teacher):
+        raise UserError(f"--teacher {cfg.teacher} is an embedding model; {SOFT_TEACHER}")
+    return teacher
 
 
 # ---------------------------------------------------------------------------------------------- outputs

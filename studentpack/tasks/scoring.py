@@ -26,7 +26,7 @@ def task_mode(cfg: EvalConfig, classifier: bool) -> str:
     return cfg.mode or MODES[cfg.task][0]
 
 
-def _open(ref: ModelRef, cfg: EvalConfig) -> Any:
+def open_scored(ref: ModelRef, cfg: EvalConfig) -> Any:
     from studentpack.engines import open_model
 
     extra = {"allow_pickle": True} if cfg.allow_pickle else {}
@@ -35,17 +35,17 @@ def _open(ref: ModelRef, cfg: EvalConfig) -> Any:
 
 def score(cfg: EvalConfig, ref: ModelRef, mode: str, splits: Splits, teacher: ModelRef | None, progress: bool) -> Any:
     with contextlib.ExitStack() as stack:
-        model = _open(ref, cfg)
-        stack.callback(_close, model)
+        model = open_scored(ref, cfg)
+        stack.callback(close_model, model)
         teacher_model = None
         if cfg.task == "agreement":
             assert teacher is not None
-            teacher_model = _open(teacher, cfg)
-            stack.callback(_close, teacher_model)
+            teacher_model = open_scored(teacher, cfg)
+            stack.callback(close_model, teacher_model)
         return _score_open(cfg, ref, mode, splits, teacher, model, teacher_model, progress)
 
 
-def _close(model: Any) -> None:
+def close_model(model: Any) -> None:
     """Served models hold an HTTP connection pool; local ones have nothing to release."""
     close = getattr(model, "close", None)
     if callable(close):
