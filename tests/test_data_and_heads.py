@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from studentpack.distill.data import BatchPlan, collate, mask_tokens, tokenize_corpus
 from studentpack.distill.head_fit import fit_head
+from studentpack.ground.errors import UserError
 from studentpack.text.corpus import embedded_paragraphs, load_corpus
 from tests.tiny import SENTENCES, make_bert, make_tokenizer
 
@@ -66,6 +69,24 @@ def test_embedded_corpus_is_english_prose() -> None:
     assert sum(len(p.split()) for p in paragraphs) > 20_000
     corpus = load_corpus(None)
     assert corpus.sources == ["embedded:english"] and len(corpus.sha256) == 64  # the default
+
+
+def test_a_table_corpus_gives_its_text_columns_without_labels(tmp_path: Path) -> None:
+    sst2 = tmp_path / "train.tsv"
+    sst2.write_text("sentence\tlabel\nthe film is a quiet triumph of craft\t1\nnothing here works at all , sadly\t0\n")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text('{"sentence1": "a man is playing a guitar", "sentence2": "a man plays the guitar loudly", '
+                     '"score": 4.2}\n')  # fmt: skip
+    corpus = load_corpus([str(sst2), str(pairs)])
+    assert corpus.texts == ["the film is a quiet triumph of craft", "nothing here works at all , sadly",
+                            "a man is playing a guitar", "a man plays the guitar loudly"]  # fmt: skip
+
+
+def test_a_table_without_a_text_column_is_refused(tmp_path: Path) -> None:
+    scores = tmp_path / "scores.csv"
+    scores.write_text("id,score\n1,4.5\n")
+    with pytest.raises(UserError, match=r"has no text column .*its columns: id, score"):
+        load_corpus([str(scores)])
 
 
 def test_fitting_a_head_reduces_mlm_loss() -> None:

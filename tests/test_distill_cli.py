@@ -101,6 +101,7 @@ BERT_CONFIG = {"model_type": "bert", "num_hidden_layers": 2, "hidden_size": 32, 
         ("empty-corpus", "holds no usable text"),
         ("missing-corpus", "corpus not found"),
         ("binary-corpus", "is not UTF-8"),
+        ("table-without-text", "has no text column"),
         ("heads-do-not-divide", "not divisible"),
         ("layer-map-out-of-range", "out of range"),
         ("unknown-set-key", "unknown config key flavour"),
@@ -129,6 +130,9 @@ def test_bad_input_is_one_line_exit_2(
     elif case == "binary-corpus":
         text = tmp_path / "binary.txt"
         text.write_bytes(b"\xff\xfe\x00\x81" * 100)
+    elif case == "table-without-text":
+        text = tmp_path / "scores.tsv"
+        text.write_text("id\tscore\n1\t4.5\n")
     elif case == "heads-do-not-divide":
         extra = ["--student-hidden", "30", "--student-heads", "4"]
     elif case == "layer-map-out-of-range":

@@ -108,7 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=s,
         metavar="PATH|hub:NAME[:CONFIG]",
-        help="text file (one paragraph per line), directory of them, or hub dataset; repeatable "
+        help="text file (one paragraph per line), table (.tsv, .csv, .jsonl, .json: its text columns, e.g. "
+        "sentence or sentence1/sentence2, without the labels, so a task's train split serves), directory of "
+        "them, or hub dataset; repeatable "
         "(default: embedded:english, general English shipped with studentpack; embedded:pydoc is Python's "
         "reference text)",
     )

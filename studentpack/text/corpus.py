@@ -1,4 +1,5 @@
-"""Unlabeled text for task-agnostic distillation: files, directories, hub datasets or the embedded default."""
+"""Unlabeled text for distillation: text files, tables (their text columns), directories, hub datasets or the
+embedded default."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ from pathlib import Path
 from studentpack.ground.errors import UserError
 from studentpack.ground.provenance import hash_texts
 from studentpack.text.sources import EMBEDDED_CORPUS
+from studentpack.text.tables import read_table_file, read_utf8
 
 _MIN_WORDS = 4
+# Table files give only their text columns: a task's train split is unlabelled text for distillation, and
+# reading its lines whole would put the label column into the text.
+TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl", ".ndjson", ".json")
+TEXT_COLUMNS = ("text", "sentence", "sentence1", "sentence2", "question", "question1", "question2", "premise",
+                "hypothesis")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -46,20 +53,27 @@ def _read_source(spec: str) -> list[str]:
         files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
         if not files:
             raise UserError(f"corpus directory {spec} holds no files")
-        return [line for f in files for line in _read_lines(f)]
+        return [line for f in files for line in _read_file(f)]
     if path.is_file():
-        return _read_lines(path)
+        return _read_file(path)
     raise UserError(f"corpus not found: {spec}")
 
 
-def read_utf8(path: Path, what: str) -> str:
-    """A text file's contents (a leading BOM dropped); unreadable or non-UTF-8 files are user errors."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{what} {path} is not UTF-8 text") from exc
-    except OSError as exc:
-        raise UserError(f"cannot read {what} {path}: {exc.strerror}") from exc
+def _read_file(path: Path) -> list[str]:
+    return _read_table_texts(path) if path.suffix.lower() in TABLE_SUFFIXES else _read_lines(path)
+
+
+def _read_table_texts(path: Path) -> list[str]:
+    """Every text column of every row, in row order (a pair's two sentences side by side); labels left out."""
+    table = read_table_file(str(path))
+    columns = [c for c in table.columns if c.lower() in TEXT_COLUMNS]
+    if not columns:
+        raise UserError(
+            f"corpus file {path} has no text column (one of {', '.join(TEXT_COLUMNS)}); "
+            f"its columns: {', '.join(table.columns) or 'none'}"
+        )
+    values = (row.get(c) for row in table.rows for c in columns)
+    return [str(v).strip() for v in values if v is not None and str(v).strip()]
 
 
 def _read_lines(path: Path) -> list[str]:
