@@ -42,8 +42,9 @@ rows; its outputs then join the gold labels in the loss: (1 - w) * gold + w * te
 (default 0.5); for sst2 the teacher term is the KL divergence at --temperature (default 2.0), for stsb
 the squared error to the teacher's score. On SST-2, students first distilled from the fine-tuned
 teacher's directory on the task's own text (`studentpack distill --teacher DIR --corpus TRAIN.tsv`), then
-tuned with `--teacher DIR --lr 3e-5 --soft-weight 1 --temperature 1` (TinyBERT's two stages), kept 99.2%
-(3 layers) and 95.8% (2 layers) of the teacher, one seed each (BENCHMARKS.md, *Two-stage task distillation*).
+tuned with `--teacher DIR --lr 3e-5 --soft-weight 1 --temperature 1` (TinyBERT's two stages), kept 99.0%
+(3 layers, two seeds) and 95.8% (2 layers, one seed) of the teacher (BENCHMARKS.md, *Two-stage task
+distillation*).
 
 data (--data): a file (.tsv, .csv, .jsonl, .json, .txt), a directory with train.* and dev.* (the
 layout of ../shared/data), or hub:glue/stsb, hub:glue/sst2, hub:NAME[:CONFIG] (needs `datasets`
