@@ -11,12 +11,12 @@ from pathlib import Path
 from studentpack.ground.errors import UserError
 from studentpack.ground.provenance import hash_texts
 from studentpack.text.sources import EMBEDDED_CORPUS
-from studentpack.text.tables import read_table_file, read_utf8
+from studentpack.text.tables import SUFFIXES, read_table_file, read_utf8
 
 _MIN_WORDS = 4
 # Table files give only their text columns: a task's train split is unlabelled text for distillation, and
 # reading its lines whole would put the label column into the text.
-TABLE_SUFFIXES = (".tsv", ".csv", ".jsonl", ".ndjson", ".json")
+TABLE_SUFFIXES = tuple(suffix for suffix in SUFFIXES if suffix != ".txt")  # a .txt corpus is a paragraph per line
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "sentence2", "question", "question1", "question2", "premise",
                 "hypothesis")  # fmt: skip
 
