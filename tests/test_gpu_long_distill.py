@@ -3,7 +3,6 @@ limit and are put back together exactly (the rest of the script is the CLI; its 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
 
@@ -11,15 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.benchmark_scripts import load_benchmark
 
 
 @pytest.fixture
 def script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gpu_long_distill", ROOT / "benchmarks" / "gpu_long_distill.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("gpu_long_distill")
     monkeypatch.setattr(module, "CHUNK_BYTES", 4096)  # small, so a tiny model needs row cuts and several files
     return module
 

@@ -7,7 +7,6 @@ $STUDENTPACK_PYTRITON and $STUDENTPACK_TRITON_ENV)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 
 from studentpack.ground.errors import UserError
+from tests.benchmark_scripts import load_benchmark
 from tests.tiny import SENTENCES
 
 pytestmark = pytest.mark.slow
@@ -29,11 +29,7 @@ ENV = Path(os.environ.get("STUDENTPACK_TRITON_ENV", ROOT / ".triton" / "env"))
 @pytest.fixture(scope="module")
 def triton_server() -> ModuleType:
     """benchmarks/triton_server.py (benchmarks/ holds scripts, not a package), loaded from its file."""
-    spec = importlib.util.spec_from_file_location("triton_server", ROOT / "benchmarks" / "triton_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("triton_server")
 
 
 @pytest.fixture(scope="module")

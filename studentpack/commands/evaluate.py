@@ -24,7 +24,7 @@ tasks and modes (the first mode is the default; a fine-tuned classifier defaults
                        (sentence-transformers' protocol); saves a sentence embedder that serve, export
                        and eval take (--out, default <model>/../stsb-biencoder), Spearman on the eval split.
                        The one to use for 2-layer students: as cross-encoders they stay near 50
-                       whatever the recipe, far below their own zero-shot 78 (BENCHMARKS.md)
+                       whatever the recipe or data, far below their own zero-shot 78 (BENCHMARKS.md)
   sst2       probe     logistic regression on frozen embeddings of --train-limit train rows
                        (default 10000, seeded), accuracy % on the eval split
              finetune  fine-tune encoder + classification head end to end; saves a Hugging Face
@@ -43,8 +43,10 @@ rows; its outputs then join the gold labels in the loss: (1 - w) * gold + w * te
 the squared error to the teacher's score. On SST-2, students first distilled from the fine-tuned
 teacher's directory on the task's own text (`studentpack distill --teacher DIR --corpus TRAIN.tsv`), then
 tuned with `--teacher DIR --lr 3e-5 --soft-weight 1 --temperature 1` (TinyBERT's two stages), kept 99.0%
-(3 layers, two seeds) and 95.8% (2 layers, one seed) of the teacher (BENCHMARKS.md, *Two-stage task
-distillation*).
+(3 layers, two seeds) and 97.1% (2 layers, first stage on the train split grown by
+benchmarks/augment_text.py; 97.3% with a second first-stage seed) of the teacher (BENCHMARKS.md, *Two-stage task distillation*). Rows grown that
+way have no gold label of their own: train on them with `--train FILE --soft-weight 1`, as the 3-layer
+STS-B cross-encoder did (96.1% of its teacher, against 88.4% on the gold scores).
 
 data (--data): a file (.tsv, .csv, .jsonl, .json, .txt), a directory with train.* and dev.* (the
 layout of ../shared/data), or hub:glue/stsb, hub:glue/sst2, hub:NAME[:CONFIG] (needs `datasets`
