@@ -12,7 +12,7 @@ tokens by cosine of the teacher's own input embeddings (alphabetic vocabulary en
 or more; a word outside that vocabulary is kept as it is).
 
     python benchmarks/augment_text.py ../shared/data/sst2/train.tsv /tmp/sst2-aug.tsv --variants 4
-    python benchmarks/augment_text.py ../shared/data/stsb/train.tsv /tmp/stsb-aug.tsv --variants 8
+    python benchmarks/augment_text.py ../shared/data/stsb/train.tsv /tmp/stsb-aug.tsv --variants 4
 
 The output has the input's columns and rows (first), then the variants. A variant keeps its source
 row's label, which no longer describes it: use the table with `--soft-weight 1` (teacher targets
@@ -31,10 +31,10 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from studentpack.ground import atomic
+from studentpack.ground.errors import UserError
 from studentpack.tasks.data import read_table
+from studentpack.text.corpus import TEXT_COLUMNS  # the columns `distill --corpus` reads
 from studentpack.text.sources import resolve_model
-
-TEXT_COLUMNS = ("sentence", "sentence1", "sentence2", "text", "question", "premise", "hypothesis")
 
 
 class Neighbours:
@@ -93,14 +93,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="for pairs: chance a variant changes one sentence only, keeping the other")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-
-    table = read_table(args.table, split="train")
+    if args.variants < 1 or not 0.0 <= args.p <= 1.0 or args.k < 1 or not 0.0 <= args.one_side <= 1.0:
+        return _refuse("--variants and --k must be >= 1, --p and --one-side in [0, 1]")
+    try:
+        table = read_table(args.table, split="train")
+        model_dir = resolve_model(args.teacher).path
+    except UserError as exc:
+        return _refuse(str(exc))
     columns = table.columns
-    text_columns = [c for c in columns if c in TEXT_COLUMNS]
+    text_columns = [c for c in columns if c.lower() in TEXT_COLUMNS]
     if not text_columns:
-        print(f"augment_text: {args.table} has no text column ({', '.join(TEXT_COLUMNS)})", file=sys.stderr)
-        return 2
-    neighbours = Neighbours(str(resolve_model(args.teacher).path), args.k)
+        return _refuse(f"{args.table} has no text column (one of {', '.join(TEXT_COLUMNS)})")
+    neighbours = Neighbours(str(model_dir), args.k)
     rng = random.Random(args.seed)
     rows = [dict(r) for r in table.rows]
     for row in table.rows:
@@ -118,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     atomic.write_text(Path(args.out), "\n".join(lines) + "\n")
     print(f"{len(table.rows)} rows + {len(rows) - len(table.rows)} variants -> {args.out}")
     return 0
+
+
+def _refuse(message: str) -> int:
+    print(f"augment_text: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -36,15 +36,13 @@ def test_pairs_keep_originals_first_then_variants_of_vocabulary_words(
     variants = rows[3:]
     assert len(variants) == 10
     assert [v[2] for v in variants] == ["4.0"] * 5 + ["1.5"] * 5  # the source row's label, as documented
-    first = [v for v in variants[:5]]
-    assert any(v[0] != "The film was good." or v[1] != "the story was bad" for v in first)
+    assert any(v[0] != "The film was good." or v[1] != "the story was bad" for v in variants[:5])
     for sentence1, sentence2, _ in variants:
         for sentence in (sentence1, sentence2):
             for word in sentence.rstrip(".").split(" "):
                 assert word.lower() in WORDS  # a whole-word vocabulary entry, never a piece or a special
     # the capital and the full stop of the source stay where they were
     assert all(v[0][0].isupper() and v[0].endswith(".") for v in variants[:5])
-    assert _rows(out) == rows
     again = tmp_path / "again.tsv"
     assert script.main([*args[:1], str(again), *args[2:]]) == 0
     assert _rows(again) == rows  # seeded
@@ -60,11 +58,29 @@ def test_neighbours_are_nearest_by_input_embedding(script: ModuleType, tiny_bert
     assert neighbours.of("zzz") == []
 
 
-def test_table_without_text_column_is_refused(
-    script: ModuleType, tiny_bert_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("content", "extra", "says"),
+    [
+        ("id\tscore\n1\t2.0\n", [], "no text column"),
+        (None, [], "No such file"),
+        ("sentence\tlabel\nthe film\t1\n", ["--p", "1.5"], "--p and --one-side in [0, 1]"),
+        ("sentence\tlabel\nthe film\t1\n", ["--variants", "0"], "--variants and --k must be >= 1"),
+    ],
+)
+def test_bad_input_is_refused_in_one_line(
+    script: ModuleType,
+    tiny_bert_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    extra: list[str],
+    says: str,
 ) -> None:
     table = tmp_path / "train.tsv"
-    table.write_text("id\tscore\n1\t2.0\n")
-    assert script.main([str(table), str(tmp_path / "out.tsv"), "--teacher", str(tiny_bert_dir)]) == 2
-    assert "no text column" in capsys.readouterr().err
-    assert not (tmp_path / "out.tsv").exists()
+    if content is not None:
+        table.write_text(content)
+    out = tmp_path / "out.tsv"
+    assert script.main([str(table), str(out), "--teacher", str(tiny_bert_dir), *extra]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+    assert not out.exists()
