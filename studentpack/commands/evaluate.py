@@ -44,9 +44,10 @@ the squared error to the teacher's score. On SST-2, students first distilled fro
 teacher's directory on the task's own text (`studentpack distill --teacher DIR --corpus TRAIN.tsv`), then
 tuned with `--teacher DIR --lr 3e-5 --soft-weight 1 --temperature 1` (TinyBERT's two stages), kept 99.0%
 (3 layers, two seeds) and 97.1% (2 layers, first stage on the train split grown by
-benchmarks/augment_text.py; 97.3% with a second first-stage seed) of the teacher (BENCHMARKS.md, *Two-stage task distillation*). Rows grown that
-way have no gold label of their own: train on them with `--train FILE --soft-weight 1`, as the 3-layer
-STS-B cross-encoder did (96.3% of its teacher, against 88.4% on the gold scores).
+benchmarks/augment_text.py; 97.3% with a second first-stage seed) of the teacher (BENCHMARKS.md,
+*Two-stage task distillation*). Rows grown that way have no gold label of their own: train on them with
+`--train FILE --soft-weight 1`, as the 3-layer STS-B cross-encoder did (96.3% of its teacher, against
+88.4% on the gold scores).
 
 data (--data): a file (.tsv, .csv, .jsonl, .json, .txt), a directory with train.* and dev.* (the
 layout of ../shared/data), or hub:glue/stsb, hub:glue/sst2, hub:NAME[:CONFIG] (needs `datasets`
