@@ -33,7 +33,7 @@ from transformers import AutoModel, AutoTokenizer
 from studentpack.ground import atomic
 from studentpack.ground.errors import UserError
 from studentpack.tasks.data import read_table
-from studentpack.text.corpus import TEXT_COLUMNS  # the columns `distill --corpus` reads
+from studentpack.text.corpus import text_columns  # the columns `distill --corpus` reads
 from studentpack.text.sources import resolve_model
 
 
@@ -97,22 +97,20 @@ def main(argv: list[str] | None = None) -> int:
         return _refuse("--variants and --k must be >= 1, --p and --one-side in [0, 1]")
     try:
         table = read_table(args.table, split="train")
+        changeable = text_columns(table, args.table)
         model_dir = resolve_model(args.teacher).path
     except UserError as exc:
         return _refuse(str(exc))
     columns = table.columns
-    text_columns = [c for c in columns if c.lower() in TEXT_COLUMNS]
-    if not text_columns:
-        return _refuse(f"{args.table} has no text column (one of {', '.join(TEXT_COLUMNS)})")
     neighbours = Neighbours(str(model_dir), args.k)
     rng = random.Random(args.seed)
-    rows = [dict(r) for r in table.rows]
+    rows = list(table.rows)
     for row in table.rows:
         for _ in range(args.variants):
             variant = dict(row)
-            changed = text_columns
-            if len(text_columns) > 1 and rng.random() < args.one_side:
-                changed = [rng.choice(text_columns)]
+            changed = changeable
+            if len(changeable) > 1 and rng.random() < args.one_side:
+                changed = [rng.choice(changeable)]
             for column in changed:
                 variant[column] = augment(str(row[column]), neighbours, rng, args.p)
             rows.append(variant)

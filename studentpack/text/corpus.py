@@ -11,7 +11,7 @@ from pathlib import Path
 from studentpack.ground.errors import UserError
 from studentpack.ground.provenance import hash_texts
 from studentpack.text.sources import EMBEDDED_CORPUS
-from studentpack.text.tables import SUFFIXES, read_table_file, read_utf8
+from studentpack.text.tables import SUFFIXES, Table, read_table_file, read_utf8
 
 _MIN_WORDS = 4
 # Table files give only their text columns: a task's train split is unlabelled text for distillation, and
@@ -66,14 +66,20 @@ def _read_file(path: Path) -> list[str]:
 def _read_table_texts(path: Path) -> list[str]:
     """Every text column of every row, in row order (a pair's two sentences side by side); labels left out."""
     table = read_table_file(str(path))
+    columns = text_columns(table, f"corpus file {path}")
+    values = (row.get(c) for row in table.rows for c in columns)
+    return [str(v).strip() for v in values if v is not None and str(v).strip()]
+
+
+def text_columns(table: Table, what: str) -> list[str]:
+    """The table's columns that hold text (TEXT_COLUMNS, any case); none is a one-line UserError naming `what`."""
     columns = [c for c in table.columns if c.lower() in TEXT_COLUMNS]
     if not columns:
         raise UserError(
-            f"corpus file {path} has no text column (one of {', '.join(TEXT_COLUMNS)}); "
+            f"{what} has no text column (one of {', '.join(TEXT_COLUMNS)}); "
             f"its columns: {', '.join(table.columns) or 'none'}"
         )
-    values = (row.get(c) for row in table.rows for c in columns)
-    return [str(v).strip() for v in values if v is not None and str(v).strip()]
+    return columns
 
 
 def _read_lines(path: Path) -> list[str]:
