@@ -6,10 +6,11 @@ The device machine has torch, transformers and accelerate but no network, not ou
 and takes at most 64 MiB of carried files and gives back 8 files of 16 MiB. So:
 
   here:    python benchmarks/gpu_long_distill.py prepare          # -> .carry/ (teacher in fp16, data)
-  device:  (the `device` tool's run, carry [".carry"], timeout_s 600; nothing more may be written to
-           $OUT: 8 files come back and the two students take 7)
+  device:  (the `device` tool's run, carry [".carry"], timeout_s 600; 8 files come back and a student
+           takes 2 or 3, so --keep-weights names the ones worth bringing)
            export PYTHONPATH=$PWD PYTHONUNBUFFERED=1; python3 benchmarks/gpu_long_distill.py run \
-               --carry .carry --out $OUT --steps 3000 --batch-size 128 --device cuda --precision bf16
+               --carry .carry --out $OUT --steps 3000 --batch-size 128 --device cuda --precision bf16 \
+               --budget-s 540 --keep-weights l2
   here:    python benchmarks/gpu_long_distill.py restore DIR      # DIR: the files that came back
            -> runs/gpu-long/<shape>/student (fp32), scores re-checked here, results committed
 
@@ -25,6 +26,8 @@ import argparse
 import json
 import shlex
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -145,18 +148,41 @@ def join_pieces(weights: dict[str, Any]) -> dict[str, Any]:
     return whole
 
 
-def run(args: argparse.Namespace) -> None:
-    from studentpack.cli import main as cli
+def distill_within(argv: list[str], limit_s: float | None) -> bool:
+    """Run `studentpack distill` in a child process; False when it was stopped at `limit_s` (its snapshots,
+    each written whole, stay behind)."""
+    try:
+        done = subprocess.run([sys.executable, "-m", "studentpack", *argv], timeout=limit_s, check=False)
+    except subprocess.TimeoutExpired:
+        return False
+    if done.returncode != 0:
+        raise RuntimeError(f"distill exited {done.returncode}")
+    return True
 
+
+def distill_share(deadline: float | None, shapes_left: int, points: int, score_s: float) -> float | None:
+    """Seconds the next distillation may take: what is left before `deadline`, less the scoring still to
+    come (`points` scorings per shape), shared equally by the shapes left."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic() - shapes_left * points * score_s
+    return max(30.0, left / shapes_left)
+
+
+def run(args: argparse.Namespace) -> None:
     out, work = args.out, args.work
     out.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + args.budget_s if args.budget_s else None
     teacher = widen_teacher(args.carry, work / "teacher")
     corpus = [str(args.carry / "data" / "wikitext-2" / f) for f in ("valid.txt", "test.txt")]
     corpus.append(str(sst2_text(args.carry, work / "sst2-train.txt")))
     summary: dict[str, Any] = {"settings": {k: str(v) for k, v in vars(args).items()}, "runs": {}}
+    scored = time.perf_counter()
     summary["teacher"] = scores(teacher, args.carry, args.device, args.probe_train)
-    print(f"[long] teacher: {summary['teacher']}", flush=True)
-    for shape in args.shapes.split(","):
+    score_s = time.perf_counter() - scored  # the first scoring also starts CUDA: an upper bound for the rest
+    print(f"[long] teacher: {summary['teacher']} ({score_s:.0f} s to score)", flush=True)
+    shapes = args.shapes.split(",")
+    for index, shape in enumerate(shapes):
         run_dir = work / shape
         started = time.perf_counter()
         argv = ["distill", "--teacher", str(teacher), *[x for c in corpus for x in ("--corpus", c)], "--method", "hs",
@@ -164,18 +190,31 @@ def run(args: argparse.Namespace) -> None:
                 str(args.batch_size), "--lr", str(args.lr), "--device", args.device, "--precision", args.precision,
                 "--snapshot-every", str(max(1, args.steps // args.curve_points)), *shlex.split(args.recipe),
                 "--out", str(run_dir), "--overwrite", "--quiet"]  # fmt: skip
-        if cli(argv) != 0:
-            summary["runs"][shape] = {"error": "distill failed"}
+        limit_s = distill_share(deadline, len(shapes) - index, args.curve_points + 1, score_s)
+        try:
+            finished = distill_within(argv, limit_s)
+        except RuntimeError as exc:
+            summary["runs"][shape] = {"error": str(exc)}
             continue
-        manifest = json.loads((run_dir / "student" / "studentpack.json").read_text())
+        snapshots = sorted((run_dir / "snapshots").glob("step-*"))
+        if not finished and not snapshots:
+            summary["runs"][shape] = {"error": f"stopped at its {limit_s:.0f} s share before the first snapshot"}
+            continue
+        # stopped at its share of the budget: the newest snapshot stands in for the final student
+        student = run_dir / "student" if finished else snapshots.pop()
+        manifest = json.loads((student / "studentpack.json").read_text())
         curve = []
-        for snap in sorted((run_dir / "snapshots").glob("step-*")):
+        for snap in snapshots:
             snap_manifest = json.loads((snap / "studentpack.json").read_text())
             curve.append({"step": snap_manifest["snapshot_step"], "tokens": snap_manifest["tokens_seen"],
                           **scores(snap, args.carry, args.device, args.probe_train)})  # fmt: skip
-        final = scores(run_dir / "student", args.carry, args.device, args.probe_train)
-        curve.append({"step": manifest["steps"], "tokens": manifest["tokens_seen"], **final})
+        final = scores(student, args.carry, args.device, args.probe_train)
+        steps_done = manifest["steps"] if finished else manifest["snapshot_step"]
+        curve.append({"step": steps_done, "tokens": manifest["tokens_seen"], **final})
         summary["runs"][shape] = {
+            "finished": finished,
+            "steps_done": steps_done,
+            "distill_limit_s": limit_s,
             "scores": final,
             "pct_of_teacher": {k: round(100 * v / summary["teacher"][k], 2) for k, v in final.items()},
             "tokens_seen": manifest["tokens_seen"],
@@ -183,10 +222,11 @@ def run(args: argparse.Namespace) -> None:
             "distill_seconds": manifest.get("train_seconds"),
             "wall_seconds": round(time.perf_counter() - started, 1),
             "curve": curve,
-            "files": split_student(run_dir / "student", out, shape),
         }
+        if shape in args.keep_weights.split(","):
+            summary["runs"][shape]["files"] = split_student(student, out, shape)
         summary["runs"][shape]["student_files"] = {  # small JSON files ride in the summary: 8 files come back
-            name: json.loads((run_dir / "student" / name).read_text()) for name in ("config.json", "studentpack.json")
+            name: json.loads((student / name).read_text()) for name in ("config.json", "studentpack.json")
         }
         print(f"[long] {shape}: {summary['runs'][shape]['pct_of_teacher']} after {manifest['tokens_seen']:,} tokens",
               flush=True)  # fmt: skip
@@ -240,6 +280,14 @@ def main() -> None:
                    help="more distill flags: the CPU study's best data setting (BENCHMARKS.md, Tuning)")  # fmt: skip
     r.add_argument("--curve-points", type=int, default=6, help="snapshots scored for the learning curve")
     r.add_argument("--probe-train", type=int, default=10_000, help="SST-2 probe train rows (the study's 10,000)")
+    r.add_argument("--budget-s", type=float, default=0.0,
+                   help="seconds for the whole run (0: none): each distillation gets a share, less its scoring, "
+                        "and one stopped at its share is scored at its newest snapshot")  # fmt: skip
+    r.add_argument(
+        "--keep-weights",
+        default="l3,l2",
+        help="shapes whose weights come back (the device returns 8 files: a student takes 2 or 3)",
+    )
     s = sub.add_parser("restore")
     s.add_argument("returned", type=Path)
     s.add_argument("--dest", type=Path, default=ROOT / "runs" / "gpu-long")

@@ -197,6 +197,17 @@ def test_cuda_without_a_gpu_fails_loudly(
     _one_line_error(capsys, rc, "no CUDA device")
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["mha", "hs", "od"])
+def test_each_method_distils_on_cuda_in_bf16(tiny_bert_dir: Path, corpus: Path, tmp_path: Path, method: str) -> None:
+    out = tmp_path / "run"
+    extra = ["--fit-head-steps", "3"] if method == "od" else []  # od fits the teacher's MLM head first
+    cuda = ["--device", "cuda", "--precision", "bf16"]
+    assert distill(tiny_bert_dir, corpus, out, "--method", method, *cuda, *extra) == 0
+    manifest = json.loads((out / "student" / "studentpack.json").read_text())
+    assert all(value == value for value in manifest["final_terms"].values())  # no NaN from the bf16 steps
+
+
 @pytest.mark.parametrize("method", ["mha", "hs", "od"])
 def test_roberta_family_teacher(method: str, corpus: Path, tmp_path: Path) -> None:
     from transformers import AutoModel

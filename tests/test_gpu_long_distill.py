@@ -43,3 +43,14 @@ def test_students_split_under_the_limit_and_join_back(script: ModuleType, tmp_pa
     for name, tensor in weights.items():
         expected = tensor.to(torch.float16) if tensor.is_floating_point() else tensor
         assert torch.equal(joined[name], expected), name
+
+
+def test_each_student_gets_a_share_of_what_is_left_after_its_scoring(script: ModuleType) -> None:
+    import time
+
+    assert script.distill_share(None, 2, 5, 10.0) is None  # no budget: no limit
+    deadline = time.monotonic() + 400.0
+    share = script.distill_share(deadline, 2, 5, 10.0)  # 400 s - 2 x 5 x 10 s of scoring, over 2 students
+    assert 149.0 < share <= 150.0
+    assert script.distill_share(deadline, 1, 5, 10.0) == pytest.approx(350.0, abs=1.0)
+    assert script.distill_share(time.monotonic() + 20.0, 1, 5, 10.0) == 30.0  # never below a useful floor

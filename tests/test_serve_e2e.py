@@ -321,6 +321,19 @@ def test_cuda_serving_uses_the_cuda_provider(dirs: dict[str, Path], reference: d
         assert server.stop() == 0
 
 
+@pytest.mark.gpu
+def test_cuda_serving_of_a_pytorch_directory_matches_the_cpu(dirs: dict[str, Path], reference: dict[str, Any]) -> None:
+    server = start(cli(f"tiny={dirs['tiny']}", "--device", "cuda", "--port", "0", "--log-level", "warning"))
+    try:
+        meta = httpx.get(f"{server.url}/v2/models/tiny", timeout=30).json()
+        assert str(meta["parameters"]["device"]).startswith("cuda"), meta
+        response = httpx.post(f"{server.url}/v1/embeddings", json={"model": "tiny", "input": SENTENCES}, timeout=60)
+        got = np.asarray([d["embedding"] for d in response.json()["data"]], dtype=np.float32)
+        np.testing.assert_allclose(got, reference["tiny"].encode(SENTENCES), atol=1e-4)  # fp32 on both
+    finally:
+        assert server.stop() == 0
+
+
 def test_model_names_from_directories(tmp_path: Path) -> None:
     from studentpack.commands.serve import model_names
     from studentpack.ground.errors import UserError

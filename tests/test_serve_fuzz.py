@@ -15,13 +15,15 @@ from typing import Any
 
 import httpx
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import GenerationMode
 
-from studentpack.serving.openapi import document
-from tests.test_serve_e2e import Server, start
-from tests.test_serve_load import metric
+schemathesis = pytest.importorskip("schemathesis")  # a dev dependency; a GPU box may lack it
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from schemathesis import GenerationMode  # noqa: E402
+
+from studentpack.serving.openapi import document  # noqa: E402
+from tests.test_serve_e2e import Server, start  # noqa: E402
+from tests.test_serve_load import metric  # noqa: E402
 
 FUZZ_EXAMPLES = 200
 FUZZ_EXAMPLES_SLOW = 2000

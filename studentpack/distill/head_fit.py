@@ -81,7 +81,7 @@ def fit_head(
     """Train a head on the frozen encoder; returns it with the MLM loss before and after."""
     torch.manual_seed(seed)
     head = new_head_like(encoder).to(device)
-    encoder.eval()
+    encoder.to(device).eval()  # the trainer places the teacher only after its head exists
     held_out, train_ids = split_held_out(len(chunks.sequences), batch_size, seed)
     plan = BatchPlan(len(train_ids), batch_size, 1, seed + 17)
     optimizer = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=0.0)
