@@ -6,6 +6,10 @@ is the teacher's, the teacher's own classification layer can read it as it is. T
 on the eval split: no training, so it isolates what the distillation stage alone transferred.
 
     python benchmarks/teacher_head_check.py runs/teacher-sst2 l2=runs/l2-sst2/student l3=runs/l3-sst2/student
+    python benchmarks/teacher_head_check.py runs/teacher-stsb l3=runs/l3-pairs/student --data ../shared/data/stsb
+
+A cross-encoder teacher (STS-B: one output, pairs) is scored by Spearman x100 on the pairs read together;
+a classifier (SST-2) by accuracy %.
 
 Writes benchmarks/results/teacher_head_check.json (--out), with the teacher itself as the first row.
 """
@@ -17,6 +21,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from transformers import AutoModel, AutoTokenizer
@@ -25,23 +30,36 @@ from studentpack.ground import atomic
 from studentpack.ground.isa import cpu_class
 from studentpack.ground.provenance import cpu_flags, machine
 from studentpack.tasks.data import locate, read_table
+from studentpack.tasks.metrics import spearman
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _accuracy(encoder_dir: str, weight: torch.Tensor, bias: torch.Tensor, rows: list[dict[str, Any]]) -> float:
+def _outputs(encoder_dir: str, weight: torch.Tensor, bias: torch.Tensor, rows: list[dict[str, Any]]) -> torch.Tensor:
+    """The teacher's layer over the encoder's pooled [CLS], (N, C): single sentences, or pairs read together."""
     model = AutoModel.from_pretrained(encoder_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
-    correct = 0
+    pairs = "sentence2" in rows[0]
+    outputs = []
     with torch.inference_mode():
         for start in range(0, len(rows), 64):
             chunk = rows[start : start + 64]
-            batch = tokenizer([r["sentence"] for r in chunk], padding=True, truncation=True, max_length=128,
-                              return_tensors="pt")  # fmt: skip
+            sides = ([r["sentence1"] for r in chunk], [r["sentence2"] for r in chunk]) if pairs else (
+                [r["sentence"] for r in chunk],)  # fmt: skip
+            batch = tokenizer(*sides, padding=True, truncation=True, max_length=128, return_tensors="pt")
             pooled = model(**batch).pooler_output  # [B, H]: tanh(dense([CLS]))
-            predicted = (pooled @ weight.T + bias).argmax(-1)  # [B]
-            correct += sum(int(p) == int(r["label"]) for p, r in zip(predicted.tolist(), chunk, strict=True))
-    return round(100 * correct / len(rows), 2)
+            outputs.append(pooled @ weight.T + bias)  # [B, C]
+    return torch.cat(outputs)
+
+
+def _score(encoder_dir: str, weight: torch.Tensor, bias: torch.Tensor, rows: list[dict[str, Any]]) -> float:
+    """Accuracy % for a classifier (SST-2), Spearman x100 for a one-output regression (STS-B pairs)."""
+    outputs = _outputs(encoder_dir, weight, bias, rows)
+    if outputs.shape[1] == 1:
+        gold = np.array([float(r["score"]) for r in rows])
+        return round(100 * spearman(outputs[:, 0].numpy(), gold), 2)
+    gold = np.array([int(r["label"]) for r in rows])
+    return round(100 * float(np.mean(outputs.argmax(-1).numpy() == gold)), 2)
 
 
 def main() -> None:
@@ -56,11 +74,12 @@ def main() -> None:
         weight, bias = weights.get_tensor("classifier.weight"), weights.get_tensor("classifier.bias")  # [C, H], [C]
     rows = read_table(locate(args.data, "eval")).rows
     models = {"teacher": args.teacher, **dict(item.split("=", 1) for item in args.students)}
-    scores = {name: _accuracy(path, weight, bias, rows) for name, path in models.items()}
+    scores = {name: _score(path, weight, bias, rows) for name, path in models.items()}
     for name, value in scores.items():
         print(f"{name:12s} {value:6.2f}  ({100 * value / scores['teacher']:.1f}% of the teacher)")
     result = {"machine": {**machine(), "cpu_class": cpu_class(cpu_flags())}, "data": locate(args.data, "eval"),
-              "n": len(rows), "models": models, "accuracy": scores}  # fmt: skip
+              "n": len(rows), "models": models, "metric": "spearman" if "sentence2" in rows[0] else "accuracy",
+              "scores": scores}  # fmt: skip
     atomic.write_text(args.out, json.dumps(result, indent=1) + "\n")
 
 

@@ -71,6 +71,7 @@ _FLAG_KEYS: dict[str, str] = {
     "pack": "pack",
     "isolate_lines": "isolate_lines",
     "split_sentences": "split_sentences",
+    "pairs": "pairs",
     "lr": "lr",
     "warmup": "warmup",
     "schedule": "schedule",
@@ -195,6 +196,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=s,
         help="cut corpus paragraphs into sentences before tokenizing (a heuristic on . ! ?), so the student "
         "trains on the units a sentence embedder encodes (default: on; --no-split-sentences: whole lines)",
+    )
+    opt.add_argument(
+        "--pairs",
+        action="store_true",
+        default=s,
+        help="read each --corpus table's two text columns (sentence1/sentence2, question1/question2, "
+        "premise/hypothesis) as one input per row, [CLS] first [SEP] second [SEP], never split: the inputs of "
+        "a cross-encoder, for a first stage from a fine-tuned cross-encoder teacher (default: off)",
     )
     opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 1e-3)")
     opt.add_argument("--warmup", type=float, default=s, help="warm-up as a fraction of steps (default 0.1)")

@@ -73,6 +73,9 @@ class DistillConfig:
     # cut corpus paragraphs into sentences first (what a sentence embedder is asked to encode):
     # +0.9 STS-B on WikiText-2, level on the embedded corpus (already a line per sentence or two)
     split_sentences: bool = True
+    # a table corpus's two text columns read as one input per row (first [SEP] second), never split: the
+    # inputs a cross-encoder reads, for a first stage from a fine-tuned cross-encoder teacher
+    pairs: bool = False
     lr: float = 1e-3  # with 150 steps; MHA was level with 6e-4 there (79.58 / 78.10 against 79.42 / 78.44)
     warmup: float = 0.1  # fraction of steps
     schedule: Literal["linear", "cosine", "constant"] = "linear"

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from studentpack.text.corpus import PAIR_SEPARATOR
 from studentpack.text.segments import segment_ids
 
 _MIN_CHUNK_TOKENS = 4
@@ -34,7 +35,12 @@ class Chunks:
 
 
 def tokenize_corpus(
-    texts: Sequence[str], tokenizer: Any, max_length: int, pack: bool = False, isolate: bool = False
+    texts: Sequence[str],
+    tokenizer: Any,
+    max_length: int,
+    pack: bool = False,
+    isolate: bool = False,
+    pairs: bool = False,
 ) -> Chunks:
     """Token-id sequences of at most max_length, with [CLS]/[SEP] (or <s>/</s>).
 
@@ -46,11 +52,13 @@ def tokenize_corpus(
     Packed, isolated: the unpacked sequences ([CLS] line [SEP]) placed end to end in rows of at most
     max_length, with their lengths in `segments`, so the model can keep each line to itself
     (studentpack.text.segments): the inputs of unpacked lines without their padding.
+    pairs: each text is two sides joined by PAIR_SEPARATOR (load_corpus(pairs=True)), one line
+    [CLS] first [SEP] second [SEP].
     """
     # [CLS] x [SEP] for BERT, <s> x </s> for RoBERTa: both tokenizers name them cls/sep
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     body = max_length - 2
-    lines = [ids for ids in _token_ids(texts, tokenizer) if ids]
+    lines = [ids for ids in _token_ids(texts, tokenizer, pairs) if ids]
     if pack and not isolate:
         return Chunks(_packed(lines, cls, sep, body))
     sequences: list[list[int]] = []
@@ -75,10 +83,18 @@ def _side_by_side(sequences: list[list[int]], max_length: int) -> Chunks:
     return Chunks(rows, lengths)
 
 
-def _token_ids(texts: Sequence[str], tokenizer: Any) -> list[list[int]]:
+def _token_ids(texts: Sequence[str], tokenizer: Any, pairs: bool) -> list[list[int]]:
+    """Each text's ids without its outer [CLS]/[SEP]; with `pairs`, each text's two sides (PAIR_SEPARATOR)
+    keep the separator the tokenizer puts between them ([SEP] for BERT, </s></s> for RoBERTa)."""
     out: list[list[int]] = []
     for start in range(0, len(texts), _TOKENIZE_BATCH):
-        out.extend(tokenizer(list(texts[start : start + _TOKENIZE_BATCH]), add_special_tokens=False)["input_ids"])
+        batch = list(texts[start : start + _TOKENIZE_BATCH])
+        if not pairs:
+            out.extend(tokenizer(batch, add_special_tokens=False)["input_ids"])
+            continue
+        sides = [t.split(PAIR_SEPARATOR, 1) for t in batch]
+        encoded = tokenizer([s[0] for s in sides], [s[-1] for s in sides])["input_ids"]
+        out.extend(ids[1:-1] for ids in encoded)  # without the outer [CLS] ... [SEP]
     return out
 
 

@@ -56,7 +56,7 @@ def make_plan(config: DistillConfig) -> RunPlan:
         if not 1 <= teacher_layer <= t_layers:
             raise UserError(f"--teacher-layer {teacher_layer} is out of range 1..{t_layers}")
     init_map = _init_map(config, shape, t_layers, layer_map) if can_copy_teacher(shape, teacher_config) else None
-    corpus = load_corpus(config.corpus)
+    corpus = load_corpus(config.corpus, pairs=config.pairs)
     return RunPlan(
         config, teacher, teacher_config, shape, init_map, layer_map, relation_heads, note, teacher_layer, corpus
     )

@@ -39,7 +39,7 @@ from studentpack.ground.provenance import hash_directory
 from studentpack.model import adapter
 from studentpack.model.mlm_head import MLMHead
 from studentpack.model.student import build_student
-from studentpack.text.corpus import split_sentences
+from studentpack.text.corpus import training_texts
 
 
 @dataclass
@@ -81,9 +81,9 @@ class Distiller:
         plan, cfg = self.plan, self.cfg
         self.tokenizer = adapter.load_tokenizer(plan.teacher.path)
         teacher = adapter.load_encoder(plan.teacher.path, cfg.allow_pickle, role="teacher")
-        texts = split_sentences(plan.corpus.texts) if cfg.split_sentences else plan.corpus.texts
+        texts = training_texts(plan.corpus.texts, cfg.split_sentences, cfg.pairs)
         self.chunks: Chunks = tokenize_corpus(
-            texts, self.tokenizer, cfg.max_length, pack=cfg.pack, isolate=cfg.isolate_lines
+            texts, self.tokenizer, cfg.max_length, pack=cfg.pack, isolate=cfg.isolate_lines, pairs=cfg.pairs
         )
         if not self.chunks.sequences:
             from studentpack.ground.errors import UserError

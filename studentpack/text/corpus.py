@@ -19,6 +19,9 @@ _MIN_WORDS = 4
 TABLE_SUFFIXES = tuple(suffix for suffix in SUFFIXES if suffix != ".txt")  # a .txt corpus is a paragraph per line
 TEXT_COLUMNS = ("text", "sentence", "sentence1", "sentence2", "question", "question1", "question2", "premise",
                 "hypothesis")  # fmt: skip
+# joins a pair row's two texts into one corpus text (`load_corpus(pairs=True)`); the tokenizer side puts the
+# model's own separator there. A tab: the shared TSV layout cannot hold one inside a cell, others lose theirs
+PAIR_SEPARATOR = "\t"
 
 
 @dataclass(frozen=True)
@@ -31,12 +34,16 @@ class Corpus:
         return {"sources": self.sources, "texts": len(self.texts), "sha256": self.sha256}
 
 
-def load_corpus(specs: Sequence[str] | None) -> Corpus:
-    """Read every source into a list of paragraphs (short lines dropped), in a stable order."""
+def load_corpus(specs: Sequence[str] | None, pairs: bool = False) -> Corpus:
+    """Read every source into a list of paragraphs (short lines dropped), in a stable order.
+
+    pairs: every source is a table with two text columns, and each row becomes one text, its two sides
+    joined by PAIR_SEPARATOR (the input a cross-encoder reads).
+    """
     specs = list(specs) if specs else [EMBEDDED_CORPUS]
     texts: list[str] = []
     for spec in specs:
-        found = [t for t in _read_source(spec) if len(t.split()) >= _MIN_WORDS]
+        found = [t for t in (_read_pairs(spec) if pairs else _read_source(spec)) if len(t.split()) >= _MIN_WORDS]
         if not found:
             raise UserError(f"corpus {spec} holds no usable text (lines of at least {_MIN_WORDS} words)")
         texts.extend(found)
@@ -57,6 +64,25 @@ def _read_source(spec: str) -> list[str]:
     if path.is_file():
         return _read_file(path)
     raise UserError(f"corpus not found: {spec}")
+
+
+def _read_pairs(spec: str) -> list[str]:
+    """A table's rows as 'first PAIR_SEPARATOR second', from its two text columns; anything else is refused."""
+    path = Path(spec).expanduser()
+    if not path.is_file() or path.suffix.lower() not in TABLE_SUFFIXES:
+        kinds = ", ".join(TABLE_SUFFIXES)
+        raise UserError(f"--pairs reads table files ({kinds}) with two text columns; {spec} is not one")
+    table = read_table_file(str(path))
+    columns = text_columns(table, f"corpus file {spec}")
+    if len(columns) != 2:
+        raise UserError(f"--pairs needs two text columns in {spec} (such as sentence1 and sentence2); it has "
+                        f"{len(columns)}: {', '.join(columns)}")  # fmt: skip
+    out = []
+    for row in table.rows:
+        first, second = (" ".join(str(row.get(c) or "").split()) for c in columns)  # tabs inside cells -> spaces
+        if first and second:
+            out.append(f"{first}{PAIR_SEPARATOR}{second}")
+    return out
 
 
 def _read_file(path: Path) -> list[str]:
@@ -146,6 +172,11 @@ def _prose_paragraphs(lines: Iterable[str]) -> list[str]:
 
 # a sentence ends at . ! or ? (closing quotes and brackets may follow) before a capital or an opening mark
 _SENTENCE_END = re.compile(r"(?:(?<=[.!?])|(?<=[.!?][\"')\]]))\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def training_texts(texts: Sequence[str], split: bool, pairs: bool) -> list[str]:
+    """The texts distillation tokenizes: cut into sentences when `split`, except pairs (one input each)."""
+    return split_sentences(texts) if split and not pairs else list(texts)
 
 
 def split_sentences(texts: Sequence[str]) -> list[str]:
