@@ -78,7 +78,7 @@ def main() -> None:
     for name, value in scores.items():
         print(f"{name:12s} {value:6.2f}  ({100 * value / scores['teacher']:.1f}% of the teacher)")
     result = {"machine": {**machine(), "cpu_class": cpu_class(cpu_flags())}, "data": locate(args.data, "eval"),
-              "n": len(rows), "models": models, "metric": "spearman" if "sentence2" in rows[0] else "accuracy",
+              "n": len(rows), "models": models, "metric": "spearman" if weight.shape[0] == 1 else "accuracy",
               "scores": scores}  # fmt: skip
     atomic.write_text(args.out, json.dumps(result, indent=1) + "\n")
 

@@ -92,8 +92,8 @@ def _token_ids(texts: Sequence[str], tokenizer: Any, pairs: bool) -> list[list[i
         if not pairs:
             out.extend(tokenizer(batch, add_special_tokens=False)["input_ids"])
             continue
-        sides = [t.split(PAIR_SEPARATOR, 1) for t in batch]
-        encoded = tokenizer([s[0] for s in sides], [s[-1] for s in sides])["input_ids"]
+        firsts, seconds = zip(*(t.split(PAIR_SEPARATOR, 1) for t in batch), strict=True)  # each text: 2 sides
+        encoded = tokenizer(list(firsts), list(seconds))["input_ids"]
         out.extend(ids[1:-1] for ids in encoded)  # without the outer [CLS] ... [SEP]
     return out
 
