@@ -242,8 +242,8 @@ def test_the_budget_sizes_the_budgeted_students_and_says_so(tiny_bert_dir: Path,
     students = [
         {"name": "fixed", "method": "hs", "layers": 1, "steps": 4},
         {"name": "cut", "method": "hs", "layers": 1, "steps": 3000, "budgeted": True, "min_steps": 2},
-        # its minimum alone (about 76 s priced) is over what the fixed units (the table about 70) leave
-        {"name": "gone", "method": "od", "layers": 1, "steps": 1200, "budgeted": True, "min_steps": 1000},
+        # its minimum (about 1,200 s priced) does not fit even at the keeper's fastest revision (0.3x estimates)
+        {"name": "gone", "method": "od", "layers": 1, "steps": 40000, "budgeted": True, "min_steps": 20000},
         {"name": "table", "method": "static", "settings": {"static_steps": 2}},  # fixed: never cut, priced
     ]
     # priced as on the reference machine (a timing of the tiny teacher would make every step nearly free)
@@ -255,16 +255,23 @@ def test_the_budget_sizes_the_budgeted_students_and_says_so(tiny_bert_dir: Path,
     assert outcome.failures == {}
     plan = json.loads((out / "pipeline.json").read_text())["budget"]["plan"]
     assert plan["calibration"]["factor"] == 1.0
-    assert plan["steps"]["fixed"] == 4 and 2 <= plan["steps"]["cut"] <= 3000 and plan["dropped"] == ["gone"]
-    assert plan["steps"]["table"] == 2  # its table's training steps
-    assert json.loads((out / "table" / "bench" / "static" / "loadtest.json").read_text())["failures"] == 0
-    assert any(reason.startswith("budgeted students cut to cut ") for reason in plan["reasons"])  # at the start
-    assert json.loads((out / "cut" / "student" / "studentpack.json").read_text())["steps"] == plan["steps"]["cut"]
-    assert not (out / "gone").exists()
+    # the plan at the start is priced by the given speed alone, so it is exact; the revision before `cut` scales
+    # by how fast `fixed` really ran (0.3x-3x its estimate), which depends on the machine: only its bounds hold
+    assert plan["reasons"][1:3] == ["budgeted students cut to cut 2959/3000 steps",
+                                    "dropped, even their minimum steps did not fit: gone"]  # fmt: skip
+    assert plan["steps"]["fixed"] == 4 and plan["steps"]["table"] == 2  # a table's steps are its training steps
+    assert "gone" in plan["dropped"] and not (out / "gone").exists()
     assert any(note.startswith("gone: not distilled") for note in outcome.notes)
+    if "cut" in plan["steps"]:  # what the plan says is what ran
+        assert 2 <= plan["steps"]["cut"] <= 3000
+        assert json.loads((out / "cut" / "student" / "studentpack.json").read_text())["steps"] == plan["steps"]["cut"]
+        assert f"cut {plan['steps']['cut']}" in (out / "report" / "report.md").read_text()
+    else:  # `fixed` ran slower than its estimate: the revision left `cut` out, and said so
+        assert "cut left out when its turn came: the time left did not hold it" in plan["reasons"]
+        assert not (out / "cut").exists()
+    assert json.loads((out / "table" / "bench" / "static" / "loadtest.json").read_text())["failures"] == 0
     assert any(line.startswith("budget: ") for line in lines)
-    markdown = (out / "report" / "report.md").read_text()
-    assert "## Budget" in markdown and f"cut {plan['steps']['cut']}" in markdown
+    assert "## Budget" in (out / "report" / "report.md").read_text()
 
 
 def test_the_start_timing_measures_this_machine(tiny_bert_dir: Path) -> None:
