@@ -48,6 +48,61 @@ def test_a_pair_is_one_sequence_as_the_tokenizer_pairs_it(tokenizer, pair_table:
     assert [n for row in chunks.segments for n in row] == [len(ids) for ids in expected]
 
 
+def test_the_teacher_reads_each_packed_pair_as_the_tokenizer_encodes_it_alone(  # type: ignore[no-untyped-def]
+    tokenizer, pair_table: Path
+) -> None:
+    import torch
+
+    from studentpack.distill.bundle import TeacherRunner
+    from studentpack.distill.data import collate_rows, collate_types
+    from studentpack.distill.teacher_cache import TeacherCache
+    from studentpack.model.features import FeatureRequest
+    from tests.tiny import make_bert
+
+    texts = load_corpus([str(pair_table)], pairs=True).texts
+    chunks = tokenize_corpus(texts, tokenizer, max_length=64, pack=True, isolate=True, pairs=True)
+    alone = [tokenizer(SENTENCES[i], SENTENCES[i + 1], return_tensors="pt") for i in range(len(SENTENCES) - 1)]
+    assert chunks.types is not None  # the second side is type 1, as the cross-encoder was trained to read it
+    assert [t for row in chunks.types for t in row] == [t for a in alone for t in a["token_type_ids"][0].tolist()]
+    model = make_bert(layers=2, seed=3)
+    with torch.no_grad():  # type embeddings as unlike as a fine-tuned cross-encoder's may be
+        model.embeddings.token_type_embeddings.weight[1] += 1.0
+    expected = [model(**encoded).last_hidden_state[0] for encoded in alone]  # each (L_i, H)
+    runner = TeacherRunner(model, None, FeatureRequest(hidden_layers=frozenset({2})), keep_layers=2)
+    rows = list(range(len(chunks.sequences)))
+    ids, mask, segments = collate_rows(chunks, rows, tokenizer.pad_token_id)
+    empty = torch.zeros(0, dtype=torch.long)
+    direct = runner(ids, mask, empty, empty, segments, collate_types(chunks, rows)).hidden[2]  # (B, T, H)
+    cache = TeacherCache.build(runner, chunks, tokenizer.pad_token_id, torch.device("cpu"))
+    cached = cache.features(rows, mask, segments, collate_types(chunks, rows)).hidden[2]
+    for states in (direct, cached):
+        lines = [states[row, : sum(lengths)] for row, lengths in enumerate(chunks.segments or [])]
+        torch.testing.assert_close(torch.cat(lines), torch.cat(expected), atol=1e-5, rtol=1e-4)
+
+
+def test_the_mlm_head_fit_reads_pairs_with_their_types(tokenizer, pair_table: Path) -> None:  # type: ignore[no-untyped-def]
+    """OD on pairs fits a headless teacher's MLM head on the pair inputs as the teacher reads them."""
+    import dataclasses
+
+    import torch
+
+    from studentpack.distill.head_fit import mlm_loss, new_head_like
+    from tests.tiny import make_bert
+
+    texts = load_corpus([str(pair_table)], pairs=True).texts
+    chunks = tokenize_corpus(texts, tokenizer, max_length=64, pack=True, isolate=True, pairs=True)
+    model = make_bert(layers=2, seed=3)
+    with torch.no_grad():
+        model.embeddings.token_type_embeddings.weight[1] += 1.0
+    head, rows = new_head_like(model), list(range(len(chunks.sequences)))
+
+    def loss(of: object) -> float:
+        generator = torch.Generator().manual_seed(0)  # the same masked positions for both
+        return float(mlm_loss(model, head, of, rows, tokenizer, generator, 0.3, torch.device("cpu")).detach())  # type: ignore[arg-type]
+
+    assert loss(chunks) != pytest.approx(loss(dataclasses.replace(chunks, types=None)), rel=1e-4)
+
+
 def test_a_pair_is_never_cut_into_sentences() -> None:
     pair = f"A man plays. The flute sounds.{PAIR_SEPARATOR}A man is playing a flute now."
     assert training_texts([pair], split=True, pairs=True) == [pair]
@@ -74,6 +129,42 @@ def test_distill_with_pairs_writes_a_student(tiny_bert_dir: Path, tokenizer, tmp
     # a row each, whole: exactly the tokens of the tokenizer's own pair encodings
     expected = sum(len(tokenizer(a, b)["input_ids"]) for a, b in zip(firsts, SENTENCES, strict=False))
     assert manifest["corpus_tokens"]["tokens"] == expected
+
+
+@pytest.mark.parametrize("cache_mb", ["2048", "0"])
+def test_teacher_and_student_both_read_the_second_side_as_type_1(
+    tmp_path: Path, pair_table: Path, cache_mb: str
+) -> None:
+    """A student that is the teacher's exact copy starts at zero loss though the teacher's type embeddings differ
+    strongly (both got the same types, from the teacher's cache or its forward), and a smaller student's type-1
+    embedding moves as it learns (it was given type-1 tokens at all)."""
+    from safetensors.torch import load_file, save_file
+
+    from tests.tiny import save_bert_dir
+
+    teacher = save_bert_dir(tmp_path / "teacher", layers=2)
+    weights = load_file(str(teacher / "model.safetensors"))
+    weights["embeddings.token_type_embeddings.weight"][1] += 1.0
+    save_file(weights, str(teacher / "model.safetensors"), metadata={"format": "pt"})
+
+    def distill(layers: int, lr: str) -> Path:
+        out = tmp_path / f"l{layers}"
+        # no weight decay: an embedding row that no token uses then stays exactly where it was
+        args = ["distill", "--teacher", str(teacher), "--corpus", str(pair_table), "--pairs", "--out", str(out),
+                "--student-layers", str(layers), "--steps", "8", "--batch-size", "4", "--log-every", "1",
+                "--lr", lr, "--warmup", "0", "--weight-decay", "0", "--teacher-cache-mb", cache_mb, "--threads", "1",
+                "--quiet"]  # fmt: skip
+        assert main(args) == 0
+        cache = json.loads((out / "student" / "studentpack.json").read_text())["teacher_cache"]
+        assert cache["used"] is (cache_mb != "0"), cache
+        return out
+
+    copy = distill(2, "1e-9")
+    first = json.loads((copy / "log.jsonl").read_text().splitlines()[0])
+    assert first["step"] == 1 and first["loss"] < 1e-10, first
+    smaller = load_file(str(distill(1, "1e-2") / "student" / "model.safetensors"))
+    moved = smaller["embeddings.token_type_embeddings.weight"] - weights["embeddings.token_type_embeddings.weight"]
+    assert float(moved[1].abs().max()) > 1e-4, moved
 
 
 @pytest.mark.parametrize(

@@ -162,7 +162,8 @@ def test_the_trainer_feeds_line_numbers_to_teacher_and_student(
     distiller = Distiller(make_plan(config), RunDir(tmp_path / "run"), progress=False)
     distiller._load()
     indices = BatchPlan(len(distiller.chunks.sequences), 2, 1, 0).indices(0, 0)
-    ids, mask, lines, positions, labels = distiller._batch(indices, 0)
+    ids, mask, lines, types, positions, labels = distiller._batch(indices, 0)
+    assert types is None  # no pairs
     assert lines is not None and int(lines.max()) >= 2  # rows of several isolated lines
     teacher = distiller.teacher(ids, mask, positions, labels, lines)
     assert teacher.segments is lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -28,20 +29,29 @@ def _distiller(teacher: Path, corpus: Path, tmp_path: Path, **settings: object) 
     return distiller
 
 
-@pytest.mark.parametrize(("method", "isolate"), [("hs", True), ("hs", False), ("mha", True), ("emb+hs+mha", True)])
+@pytest.mark.parametrize(
+    ("method", "isolate", "pairs"),
+    [("hs", True, False), ("hs", False, False), ("mha", True, False), ("emb+hs+mha", True, False),
+     ("hs+mha", True, True)],
+)  # fmt: skip
 def test_cached_features_are_the_teachers_for_any_batch(
-    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, method: str, isolate: bool
+    tiny_bert_dir: Path, corpus: Path, tmp_path: Path, method: str, isolate: bool, pairs: bool
 ) -> None:
-    distiller = _distiller(tiny_bert_dir, corpus, tmp_path, method=method, isolate_lines=isolate)
+    if pairs:  # cross-encoder inputs: each row's two sentences, the second of token type 1
+        lines = corpus.read_text().splitlines()
+        corpus = tmp_path / "pairs.tsv"
+        corpus.write_text("sentence1\tsentence2\n" + "".join(f"{a}\t{b}\n" for a, b in itertools.pairwise(lines)))
+    distiller = _distiller(tiny_bert_dir, corpus, tmp_path, method=method, isolate_lines=isolate, pairs=pairs)
+    assert (distiller.chunks.types is not None) is pairs
     assert distiller.cache_plan.use, distiller.cache_plan
     cache = TeacherCache.build(distiller.teacher, distiller.chunks, distiller.tokenizer.pad_token_id,
                                torch.device("cpu"))  # fmt: skip
     plan = BatchPlan(len(distiller.chunks.sequences), 3, 1, seed=0)
     for step in (0, 7, 19):  # rows meet other rows, and other padding, than when the cache was filled
         indices = plan.indices(step, 0)
-        ids, mask, lines, positions, labels = distiller._batch(indices, step)
-        want = distiller.teacher(ids, mask, positions, labels, lines)
-        got = cache.features(indices, mask, lines)
+        ids, mask, lines, types, positions, labels = distiller._batch(indices, step)
+        want = distiller.teacher(ids, mask, positions, labels, lines, types)
+        got = cache.features(indices, mask, lines, types)
         assert want.hidden.keys() == got.hidden.keys() and want.qkv.keys() == got.qkv.keys()
         real = mask.bool()[..., None]  # (B, T, 1): padding is zero in the cache and never read
         for layer in want.hidden:
@@ -49,7 +59,7 @@ def test_cached_features_are_the_teachers_for_any_batch(
         for layer in want.qkv:
             for a, b in zip(got.qkv[layer], want.qkv[layer], strict=True):
                 torch.testing.assert_close(a * real, b * real, atol=1e-5, rtol=1e-5)
-        assert got.segments is lines and got.attention_mask is mask
+        assert got.segments is lines and got.attention_mask is mask and got.token_types is types
 
 
 def test_no_cache_with_od_masking_few_epochs_or_no_room(tiny_bert_dir: Path, corpus: Path, tmp_path: Path) -> None:

@@ -202,8 +202,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         default=s,
         help="read each --corpus table's two text columns (sentence1/sentence2, question1/question2, "
-        "premise/hypothesis) as one input per row, [CLS] first [SEP] second [SEP], never split: the inputs of "
-        "a cross-encoder, for a first stage from a fine-tuned cross-encoder teacher (default: off)",
+        "premise/hypothesis) as one input per row, [CLS] first [SEP] second [SEP] (the second side type 1), never "
+        "split: a cross-encoder's inputs, for a first stage from a fine-tuned cross-encoder teacher (default: off)",
     )
     opt.add_argument("--lr", type=float, default=s, help="peak AdamW learning rate (default 1e-3)")
     opt.add_argument("--warmup", type=float, default=s, help="warm-up as a fraction of steps (default 0.1)")

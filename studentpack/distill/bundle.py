@@ -88,7 +88,9 @@ class StudentBundle(nn.Module):
         mlm_positions: torch.Tensor,  # (M,) flat indices into B*T
         teacher: Features,
     ) -> dict[str, torch.Tensor]:
-        features, last = adapter.run_encoder(self.encoder, input_ids, attention_mask, self.request, teacher.segments)
+        features, last = adapter.run_encoder(
+            self.encoder, input_ids, attention_mask, self.request, teacher.segments, teacher.token_types
+        )
         if self.head is not None:
             features.mlm_logits = self.head(last.flatten(0, 1)[mlm_positions])  # (B*T, H) -> (M, V)
             features.mlm_labels = teacher.mlm_labels
@@ -121,8 +123,11 @@ class TeacherRunner:
         mlm_positions: torch.Tensor,
         mlm_labels: torch.Tensor,
         segments: torch.Tensor | None = None,  # (B, T) line numbers under isolated packing
+        token_types: torch.Tensor | None = None,  # (B, T) pair inputs' token types
     ) -> Features:
-        features, last = adapter.run_encoder(self.encoder, input_ids, attention_mask, self.request, segments)
+        features, last = adapter.run_encoder(
+            self.encoder, input_ids, attention_mask, self.request, segments, token_types
+        )
         if self.head is not None:
             features.mlm_logits = self.head(last.flatten(0, 1)[mlm_positions])  # (M, V)
         features.mlm_labels = mlm_labels

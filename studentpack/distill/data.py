@@ -24,10 +24,13 @@ class Chunks:
     """Token-id sequences with special tokens, each at most max_length long.
 
     segments: with isolated packing, each row's line lengths ([CLS] and [SEP] included); else None.
+    types: with pairs, each row's token type ids as the tokenizer gives them (0 up to the first side's
+    [SEP], 1 after), so teacher and student read a pair as the cross-encoder does; else None.
     """
 
     sequences: list[list[int]]
     segments: list[list[int]] | None = None
+    types: list[list[int]] | None = None
 
     @property
     def tokens(self) -> int:
@@ -58,59 +61,93 @@ def tokenize_corpus(
     # [CLS] x [SEP] for BERT, <s> x </s> for RoBERTa: both tokenizers name them cls/sep
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     body = max_length - 2
-    lines = [ids for ids in _token_ids(texts, tokenizer, pairs) if ids]
+    lines = [line for line in _token_ids(texts, tokenizer, pairs) if line.ids]
     if pack and not isolate:
-        return Chunks(_packed(lines, cls, sep, body))
-    sequences: list[list[int]] = []
-    for ids in lines:
-        for i in range(0, len(ids), body):
-            piece = ids[i : i + body]
-            if len(piece) >= _MIN_CHUNK_TOKENS:
-                sequences.append([cls, *piece, sep])
-    return _side_by_side(sequences, max_length) if pack else Chunks(sequences)
+        return _packed(lines, cls, sep, body)
+    sequences: list[_Line] = []
+    for line in lines:
+        for i in range(0, len(line.ids), body):
+            piece = line.cut(i, i + body)
+            if len(piece.ids) >= _MIN_CHUNK_TOKENS:
+                sequences.append(piece.enclosed(cls, sep))
+    return _side_by_side(sequences, max_length) if pack else _chunks([[s] for s in sequences])
 
 
-def _side_by_side(sequences: list[list[int]], max_length: int) -> Chunks:
+@dataclass(frozen=True)
+class _Line:
+    """One line's token ids, and with pairs their token types (None: all 0, never passed to the model)."""
+
+    ids: list[int]
+    types: list[int] | None = None
+
+    def cut(self, start: int, end: int) -> _Line:
+        return _Line(self.ids[start:end], None if self.types is None else self.types[start:end])
+
+    def enclosed(self, cls: int, sep: int) -> _Line:
+        """[CLS] line [SEP]; the closing [SEP] belongs to the line's last side (type 1 after a pair's second)."""
+        types = None if self.types is None else [0, *self.types, self.types[-1] if self.types else 0]
+        return _Line([cls, *self.ids, sep], types)
+
+
+def _chunks(rows: list[list[_Line]], isolated: bool = False) -> Chunks:
+    """Rows of lines placed end to end -> Chunks (line lengths kept when each line is isolated)."""
+    sequences = [[token for line in row for token in line.ids] for row in rows]
+    segments = [[len(line.ids) for line in row] for row in rows] if isolated else None
+    typed = any(line.types is not None for row in rows for line in row)
+    types = [[t for line in row for t in (line.types or [0] * len(line.ids))] for row in rows] if typed else None
+    return Chunks(sequences, segments, types)
+
+
+def _side_by_side(sequences: list[_Line], max_length: int) -> Chunks:
     """Consecutive sequences concatenated into rows of at most max_length tokens (none is cut)."""
-    rows: list[list[int]] = []
-    lengths: list[list[int]] = []
+    rows: list[list[_Line]] = []
+    width = 0
     for seq in sequences:
-        if not rows or len(rows[-1]) + len(seq) > max_length:
+        if not rows or width + len(seq.ids) > max_length:
             rows.append([])
-            lengths.append([])
-        rows[-1].extend(seq)
-        lengths[-1].append(len(seq))
-    return Chunks(rows, lengths)
+            width = 0
+        rows[-1].append(seq)
+        width += len(seq.ids)
+    return _chunks(rows, isolated=True)
 
 
-def _token_ids(texts: Sequence[str], tokenizer: Any, pairs: bool) -> list[list[int]]:
+def _token_ids(texts: Sequence[str], tokenizer: Any, pairs: bool) -> list[_Line]:
     """Each text's ids without its outer [CLS]/[SEP]; with `pairs`, each text's two sides (PAIR_SEPARATOR)
-    keep the separator the tokenizer puts between them ([SEP] for BERT, </s></s> for RoBERTa)."""
-    out: list[list[int]] = []
+    keep the separator the tokenizer puts between them ([SEP] for BERT, </s></s> for RoBERTa), and the
+    token types it gives them (none for tokenizers without them, as RoBERTa's)."""
+    out: list[_Line] = []
     for start in range(0, len(texts), _TOKENIZE_BATCH):
         batch = list(texts[start : start + _TOKENIZE_BATCH])
         if not pairs:
-            out.extend(tokenizer(batch, add_special_tokens=False)["input_ids"])
+            out.extend(_Line(ids) for ids in tokenizer(batch, add_special_tokens=False)["input_ids"])
             continue
         firsts, seconds = zip(*(t.split(PAIR_SEPARATOR, 1) for t in batch), strict=True)  # each text: 2 sides
-        encoded = tokenizer(list(firsts), list(seconds))["input_ids"]
-        out.extend(ids[1:-1] for ids in encoded)  # without the outer [CLS] ... [SEP]
+        encoded = tokenizer(list(firsts), list(seconds))
+        types = encoded.get("token_type_ids") or [None] * len(encoded["input_ids"])
+        for ids, side_types in zip(encoded["input_ids"], types, strict=True):  # without the outer [CLS] ... [SEP]
+            out.append(_Line(ids[1:-1], None if side_types is None else side_types[1:-1]))
     return out
 
 
-def _packed(lines: list[list[int]], cls: int, sep: int, body: int) -> list[list[int]]:
-    """[CLS] line [SEP] line [SEP] ... [SEP]: the stream of lines cut every `body` tokens."""
+def _packed(lines: list[_Line], cls: int, sep: int, body: int) -> Chunks:
+    """[CLS] line [SEP] line [SEP] ...: the stream of lines cut every `body` tokens, one row per piece."""
     stream: list[int] = []
-    for ids in lines:
-        stream.extend(ids)
+    stream_types: list[int] = []
+    for line in lines:
+        stream.extend(line.ids)
         stream.append(sep)  # each line ends with a separator, as the sentences of BERT's input pairs
-    sequences = []
+        stream_types.extend(line.types or [0] * len(line.ids))
+        stream_types.append(line.types[-1] if line.types else 0)
+    rows: list[list[_Line]] = []
     for i in range(0, len(stream), body):
         piece = stream[i : i + body]
         closing = [] if piece[-1] == sep else [sep]  # a line cut mid-way still ends its sequence with [SEP]
         if len(piece) >= _MIN_CHUNK_TOKENS:
-            sequences.append([cls, *piece, *closing])
-    return sequences
+            types = stream_types[i : i + body]
+            row_types = [0, *types, *(types[-1:] * len(closing))]
+            rows.append([_Line([cls, *piece, *closing], row_types)])
+    typed = any(line.types is not None for line in lines)
+    return _chunks(rows) if typed else Chunks([row[0].ids for row in rows])
 
 
 class BatchPlan:
@@ -155,6 +192,13 @@ def collate_rows(
     if chunks.segments is None:
         return ids, mask, None
     return ids, mask, segment_ids([chunks.segments[i] for i in indices], ids.shape[1])
+
+
+def collate_types(chunks: Chunks, indices: Sequence[int]) -> torch.Tensor | None:
+    """(B, T) token type ids of the rows at `indices`, padded like collate_rows' (0 on padding); None without pairs."""
+    if chunks.types is None:
+        return None
+    return collate([chunks.types[i] for i in indices], pad_id=0)[0]
 
 
 def collate(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

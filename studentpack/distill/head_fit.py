@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from studentpack.distill.data import BatchPlan, Chunks, collate_rows, mask_tokens
+from studentpack.distill.data import BatchPlan, Chunks, collate_rows, collate_types, mask_tokens
 from studentpack.ground import atomic
 from studentpack.model import adapter
 from studentpack.model.mlm_head import MLMHead
@@ -58,6 +58,9 @@ def mlm_loss(
     ids, mask, segments = collate_rows(chunks, indices, tokenizer.pad_token_id)
     batch = mask_tokens(ids, mask, tokenizer.all_special_ids, tokenizer.mask_token_id, len(tokenizer), mask_prob, gen)
     inputs = {"attention_mask": mask} if segments is None else encoder_inputs(encoder, segments)
+    types = collate_types(chunks, indices)
+    if types is not None:
+        inputs["token_type_ids"] = types
     with torch.no_grad():
         states = encoder(
             input_ids=batch.input_ids.to(device), **{k: v.to(device) for k, v in inputs.items()}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from studentpack.distill.data import Chunks, collate_rows
+from studentpack.distill.data import Chunks, collate_rows, collate_types
 from studentpack.model.features import FeatureRequest, Features
 
 BUILD_BATCH = 32  # rows per teacher call while filling the cache
@@ -85,7 +85,9 @@ class TeacherCache:
             indices = list(range(start, min(start + BUILD_BATCH, len(chunks.sequences))))
             ids, mask, segments = collate_rows(chunks, indices, pad_id)
             lines = segments.to(device) if segments is not None else None
-            features = teacher(ids.to(device), mask.to(device), empty, empty, lines)
+            types = collate_types(chunks, indices)
+            features = teacher(ids.to(device), mask.to(device), empty, empty, lines,
+                               types.to(device) if types is not None else None)  # fmt: skip
             lengths = mask.sum(dim=1).tolist()
             for row, length in enumerate(lengths):
                 rows.append(
@@ -97,8 +99,15 @@ class TeacherCache:
             progress(len(indices))
         return cls(rows)
 
-    def features(self, indices: Sequence[int], attention_mask: torch.Tensor, segments: torch.Tensor | None) -> Features:
-        """The batch of rows `indices`, padded like `attention_mask` (B, T)."""
+    def features(
+        self,
+        indices: Sequence[int],
+        attention_mask: torch.Tensor,
+        segments: torch.Tensor | None,
+        token_types: torch.Tensor | None = None,
+    ) -> Features:
+        """The batch of rows `indices`, padded like `attention_mask` (B, T); segments and token types as the
+        batch's own (the student reads them from here)."""
         rows = [self.rows[i] for i in indices]
         width = attention_mask.shape[1]
         first = rows[0]
@@ -108,7 +117,7 @@ class TeacherCache:
         }
         empty = torch.zeros(0, dtype=torch.long, device=attention_mask.device)
         return Features(attention_mask=attention_mask, hidden=hidden, qkv=qkv, segments=segments,  # type: ignore[arg-type]
-                        mlm_labels=empty)  # fmt: skip
+                        token_types=token_types, mlm_labels=empty)  # fmt: skip
 
 
 def _padded(states: list[torch.Tensor], width: int) -> torch.Tensor:

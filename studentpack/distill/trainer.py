@@ -28,7 +28,7 @@ from studentpack.distill.bundle import (
     sentence_projection,
     term_weight,
 )
-from studentpack.distill.data import BatchPlan, Chunks, collate_rows, mask_tokens, tokenize_corpus
+from studentpack.distill.data import BatchPlan, Chunks, collate_rows, collate_types, mask_tokens, tokenize_corpus
 from studentpack.distill.manifest import write_student
 from studentpack.distill.plan import RunPlan
 from studentpack.distill.rundir import RunDir, retire_checkpoints, truncate_log
@@ -205,8 +205,9 @@ class Distiller:
 
     def _batch(
         self, indices: list[int], step: int
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """(B, T) ids, attention mask and line numbers (None unless isolated), and the MLM positions and labels."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """(B, T) ids, attention mask, line numbers (None unless isolated) and token types (None unless pairs),
+        and the MLM positions and labels."""
         rank = self.acc.process_index
         ids, mask, segments = collate_rows(self.chunks, indices, self.tokenizer.pad_token_id)
         if self.needs_mlm:
@@ -220,16 +221,18 @@ class Distiller:
             positions = labels = torch.zeros(0, dtype=torch.long)
         device = self.acc.device
         lines = segments.to(device) if segments is not None else None
-        return ids.to(device), mask.to(device), lines, positions.to(device), labels.to(device)
+        types = collate_types(self.chunks, indices)
+        types = types.to(device) if types is not None else None
+        return ids.to(device), mask.to(device), lines, types, positions.to(device), labels.to(device)
 
     def _step(self, optimizer: Any, plan: BatchPlan, step: int) -> tuple[dict[str, float], int]:
         cfg = self.cfg
         indices = plan.indices(step, self.acc.process_index)
-        ids, mask, lines, positions, labels = self._batch(indices, step)
+        ids, mask, lines, types, positions, labels = self._batch(indices, step)
         if self.cache is not None:
-            teacher = self.cache.features(indices, mask, lines)
+            teacher = self.cache.features(indices, mask, lines, types)
         else:
-            teacher = self.teacher(ids, mask, positions, labels, lines)
+            teacher = self.teacher(ids, mask, positions, labels, lines, types)
         with self.acc.autocast():
             terms = self.bundle(ids, mask, positions, teacher)
             loss = sum(term_weight(self.plan, name) * value for name, value in terms.items())

@@ -194,18 +194,22 @@ def run_encoder(
     attention_mask: torch.Tensor,
     request: FeatureRequest,
     segments: torch.Tensor | None = None,
+    token_types: torch.Tensor | None = None,
 ) -> tuple[Features, torch.Tensor]:
     """Forward pass returning the requested features and the last computed hidden state (B, T, H).
 
     When the deepest thing asked for is a layer's Q/K/V (MHA), that layer's attention output and
     FFN are not computed at all: layers below it run normally, then only its three projections.
-    segments (B, T), from isolated packing, keeps each packed line to itself (studentpack.text.segments).
+    segments (B, T), from isolated packing, keeps each packed line to itself (studentpack.text.segments);
+    token_types (B, T), from pair inputs, marks each pair's second side as the tokenizer does.
     """
     top = max(request.qkv_layers, default=0)
     qkv_only_top = top > max(request.hidden_layers, default=0) and not request.mlm_logits
     want_hidden = bool(request.hidden_layers)
     below = request.qkv_layers - {top} if qkv_only_top else request.qkv_layers
     inputs = {"attention_mask": attention_mask} if segments is None else encoder_inputs(model, segments)
+    if token_types is not None:
+        inputs["token_type_ids"] = token_types
     with capture_qkv(model, below) as qkv:
         if qkv_only_top:
             with _only_first_layers(model, top - 1):
@@ -216,7 +220,8 @@ def run_encoder(
     if qkv_only_top:
         triples[top] = tuple(m(out.last_hidden_state) for m in _qkv_modules(model, top))
     hidden = {i: out.hidden_states[i] for i in request.hidden_layers} if want_hidden else {}
-    features = Features(attention_mask=attention_mask, hidden=hidden, qkv=triples, segments=segments)
+    features = Features(attention_mask=attention_mask, hidden=hidden, qkv=triples, segments=segments,
+                        token_types=token_types)  # fmt: skip
     return features, out.last_hidden_state
 
 

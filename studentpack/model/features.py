@@ -41,6 +41,7 @@ class Features:
     mlm_labels: (M,) original token ids at those positions (the same for student and teacher).
     segments: (B, T) line numbers under isolated packing (0 on padding), else None: losses that
     relate tokens to each other or pool them must then stay within a line.
+    token_types: (B, T) token type ids of pair inputs (`distill --pairs`), else None (all 0).
     """
 
     attention_mask: torch.Tensor
@@ -49,3 +50,4 @@ class Features:
     mlm_logits: torch.Tensor | None = None
     mlm_labels: torch.Tensor | None = None
     segments: torch.Tensor | None = None
+    token_types: torch.Tensor | None = None
