@@ -167,6 +167,24 @@ def test_teacher_and_student_both_read_the_second_side_as_type_1(
     assert float(moved[1].abs().max()) > 1e-4, moved
 
 
+def test_pairs_for_a_teacher_without_token_types(tmp_path: Path, pair_table: Path) -> None:
+    """A RoBERTa-style teacher has one token type: the tokenizer's second-side 1s are not passed to it."""
+    from safetensors.torch import load_file, save_file
+
+    from tests.tiny import save_roberta_dir
+
+    teacher = save_roberta_dir(tmp_path / "roberta")  # our WordPiece tokenizer, which does give token types
+    config = json.loads((teacher / "config.json").read_text())
+    (teacher / "config.json").write_text(json.dumps({**config, "type_vocab_size": 1}))  # as roberta-base's
+    weights = load_file(str(teacher / "model.safetensors"))
+    key = next(k for k in weights if k.endswith("token_type_embeddings.weight"))
+    save_file({**weights, key: weights[key][:1].clone()}, str(teacher / "model.safetensors"), metadata={"format": "pt"})
+    out = tmp_path / "run"
+    args = ["distill", "--teacher", str(teacher), "--corpus", str(pair_table), "--pairs", "--out", str(out)]
+    assert main([*args, *FAST, "--student-layers", "1"]) == 0
+    assert (out / "student" / "model.safetensors").is_file()
+
+
 @pytest.mark.parametrize(
     ("corpus_kind", "fragment"),
     [("text", "reads table files"), ("one-column", "needs two text columns")],

@@ -23,8 +23,8 @@ tasks and modes (the first mode is the default; a fine-tuned classifier defaults
              biencoder fine-tune the sentence embedding itself with a cosine loss on train pairs
                        (sentence-transformers' protocol); saves a sentence embedder that serve, export
                        and eval take (--out, default <model>/../stsb-biencoder), Spearman on the eval split.
-                       The one to use for 2-layer students: as cross-encoders they stay under their
-                       own zero-shot 78 whatever the recipe or data (72 at best; BENCHMARKS.md)
+                       The one for 2-layer sentence embedders; a 2-layer cross-encoder needs the
+                       two stages below, its first with --method hs+mha (BENCHMARKS.md)
   sst2       probe     logistic regression on frozen embeddings of --train-limit train rows
                        (default 10000, seeded), accuracy % on the eval split
              finetune  fine-tune encoder + classification head end to end; saves a Hugging Face
@@ -48,7 +48,8 @@ benchmarks/augment_text.py; 97.3% with a second first-stage seed) of the teacher
 *Two-stage task distillation*). Rows grown that way have no gold label of their own: train on them with
 `--train FILE --soft-weight 1`, as the 3-layer STS-B cross-encoder did (96.3% of its teacher, against
 88.4% on the gold scores); first distilled on those pairs read as pairs (`studentpack distill --teacher
-DIR --corpus TRAIN.tsv --pairs`), it keeps 99.0% (two seeds; BENCHMARKS.md, *A first stage on pairs*).
+DIR --corpus TRAIN.tsv --pairs`), it keeps 99.0% (two seeds; BENCHMARKS.md, *A first stage on pairs*),
+and a 2-layer one taught by it with --method hs+mha keeps 95.7% (*Two layers with relations on pairs*).
 
 data (--data): a file (.tsv, .csv, .jsonl, .json, .txt), a directory with train.* and dev.* (the
 layout of ../shared/data), or hub:glue/stsb, hub:glue/sst2, hub:NAME[:CONFIG] (needs `datasets`

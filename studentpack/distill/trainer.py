@@ -12,7 +12,7 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,8 @@ class Distiller:
         self.chunks: Chunks = tokenize_corpus(
             texts, self.tokenizer, cfg.max_length, pack=cfg.pack, isolate=cfg.isolate_lines, pairs=cfg.pairs
         )
+        if int(getattr(teacher.config, "type_vocab_size", 0) or 0) < 2:  # e.g. RoBERTa: one type, none to pass
+            self.chunks = replace(self.chunks, types=None)
         if not self.chunks.sequences:
             from studentpack.ground.errors import UserError
 
