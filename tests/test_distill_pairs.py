@@ -64,6 +64,9 @@ def test_the_teacher_reads_each_packed_pair_as_the_tokenizer_encodes_it_alone(  
     alone = [tokenizer(SENTENCES[i], SENTENCES[i + 1], return_tensors="pt") for i in range(len(SENTENCES) - 1)]
     assert chunks.types is not None  # the second side is type 1, as the cross-encoder was trained to read it
     assert [t for row in chunks.types for t in row] == [t for a in alone for t in a["token_type_ids"][0].tolist()]
+    # joined packing (no isolation) keeps each pair's types in the stream: [CLS] a [SEP] b [SEP] a' [SEP] ...
+    joined = tokenize_corpus(texts, tokenizer, max_length=10_000, pack=True, isolate=False, pairs=True)
+    assert joined.types == [[0, *(t for a in alone for t in a["token_type_ids"][0].tolist()[1:])]]
     model = make_bert(layers=2, seed=3)
     with torch.no_grad():  # type embeddings as unlike as a fine-tuned cross-encoder's may be
         model.embeddings.token_type_embeddings.weight[1] += 1.0

@@ -131,23 +131,24 @@ def _token_ids(texts: Sequence[str], tokenizer: Any, pairs: bool) -> list[_Line]
 
 def _packed(lines: list[_Line], cls: int, sep: int, body: int) -> Chunks:
     """[CLS] line [SEP] line [SEP] ...: the stream of lines cut every `body` tokens, one row per piece."""
+    typed = any(line.types is not None for line in lines)
     stream: list[int] = []
     stream_types: list[int] = []
     for line in lines:
         stream.extend(line.ids)
         stream.append(sep)  # each line ends with a separator, as the sentences of BERT's input pairs
-        stream_types.extend(line.types or [0] * len(line.ids))
-        stream_types.append(line.types[-1] if line.types else 0)
+        if typed:
+            stream_types.extend(line.types or [0] * len(line.ids))
+            stream_types.append(line.types[-1] if line.types else 0)
     rows: list[list[_Line]] = []
     for i in range(0, len(stream), body):
         piece = stream[i : i + body]
         closing = [] if piece[-1] == sep else [sep]  # a line cut mid-way still ends its sequence with [SEP]
         if len(piece) >= _MIN_CHUNK_TOKENS:
             types = stream_types[i : i + body]
-            row_types = [0, *types, *(types[-1:] * len(closing))]
+            row_types = [0, *types, *(types[-1:] * len(closing))] if typed else None
             rows.append([_Line([cls, *piece, *closing], row_types)])
-    typed = any(line.types is not None for line in lines)
-    return _chunks(rows) if typed else Chunks([row[0].ids for row in rows])
+    return _chunks(rows)
 
 
 class BatchPlan:
